@@ -1,0 +1,106 @@
+"""Content-addressed blobs: context JSON (gzip) and raw bytes.
+
+``blobs/v1/<project>/context/<hh>/<hex>.json.gz``: gzip of canonical JSON,
+named by the SHA-256 of the uncompressed JSON.
+``blobs/v1/<project>/raw/<hh>/<hex>.blob``: exact bytes, named by their
+SHA-256 (so ``sha256sum`` confirms a raw blob).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .encoding import address, canonical_json, gunzip_bytes, gzip_bytes, hex_of, loads
+from .errors import CorruptionError, OfflineError
+from .ids import check_component
+
+CONTEXT = "context"
+RAW = "raw"
+_SUFFIX = {CONTEXT: ".json.gz", RAW: ".blob"}
+
+
+def blob_relpath(project: str, kind: str, addr: str) -> str:
+    hexpart = hex_of(addr)
+    check_component(project, "project")
+    return f"blobs/v1/{project}/{kind}/{hexpart[:2]}/{hexpart}{_SUFFIX[kind]}"
+
+
+def addr_from_name(name: str) -> tuple[str, str] | None:
+    """(kind, address) for a blob file name, or None if it is not one."""
+    for kind, suffix in _SUFFIX.items():
+        if name.endswith(suffix):
+            hexpart = name[: -len(suffix)]
+            if len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
+                return kind, "sha256:" + hexpart
+    return None
+
+
+class PendingBlobs:
+    """Blobs prepared by a capture, written before the batch that cites them."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, bytes] = {}  # relpath -> stored bytes
+        self.sizes: dict[str, int] = {}  # relpath -> uncompressed size
+
+    def add_raw(self, project: str, data: bytes) -> str:
+        addr = address(data)
+        rel = blob_relpath(project, RAW, addr)
+        if rel not in self.items:
+            self.items[rel] = data
+            self.sizes[rel] = len(data)
+        return addr
+
+    def add_context(self, project: str, obj: Any) -> str:
+        raw = canonical_json(obj)
+        addr = address(raw)
+        rel = blob_relpath(project, CONTEXT, addr)
+        if rel not in self.items:
+            self.items[rel] = gzip_bytes(raw)
+            self.sizes[rel] = len(raw)
+        return addr
+
+
+def read_raw(root: Path, project: str, addr: str) -> bytes:
+    path = root / blob_relpath(project, RAW, addr)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise OfflineError(f"raw blob {addr} is not in the bucket", "run 'opentraces bucket prefetch <trace-id>'") from None
+    if address(data) != addr:
+        raise CorruptionError(f"raw blob {path} does not match its hash", "run 'opentraces bucket verify --full'")
+    return data
+
+
+def read_context(root: Path, project: str, addr: str) -> Any:
+    path = root / blob_relpath(project, CONTEXT, addr)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise OfflineError(f"context blob {addr} is not in the bucket", "run 'opentraces bucket prefetch <trace-id>'") from None
+    try:
+        raw = gunzip_bytes(data)
+    except ValueError:
+        raise CorruptionError(f"context blob {path} is not valid gzip", "run 'opentraces bucket verify --full'") from None
+    if address(raw) != addr:
+        raise CorruptionError(f"context blob {path} does not match its hash", "run 'opentraces bucket verify --full'")
+    return loads(raw)
+
+
+def referenced_blobs(ev: dict[str, Any]) -> list[tuple[str, str]]:
+    """(kind, address) of every blob an event cites."""
+    p = ev.get("payload") or {}
+    kind = ev.get("kind")
+    out: list[tuple[str, str]] = []
+    if kind == "source.captured":
+        out += [(RAW, c["blob"]) for c in p.get("chunks", [])]
+    elif kind == "trail.patch":
+        out += [(RAW, p[k]) for k in ("before", "after") if p.get(k)]
+    elif kind == "context.node":
+        out += [(CONTEXT, a) for a in p.get("messages", [])]
+        if p.get("leaf"):
+            out.append((CONTEXT, p["leaf"]))
+        out += [(CONTEXT, a) for a in (p.get("layers") or {}).values()]
+    elif kind == "context.layer" and p.get("blob"):
+        out.append((CONTEXT, p["blob"]))
+    return out

@@ -1,0 +1,151 @@
+"""A capture run: session files in, one or more committed batches out.
+
+Under the writer lock: catch up projections, then for each file parse it,
+build its events, drop the events the bucket already holds, and commit
+what is new (blobs first, then the batch). Re-capturing an unchanged
+session writes nothing; a grown session appends only its new part.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+from .. import layout
+from ..blobs import PendingBlobs
+from ..bucket import Bucket
+from ..errors import OpentracesError
+from ..ids import trace_id_for
+from ..project import Project, resolve_project
+from .emit import session_events
+from .session import SessionParseError
+
+MAX_BATCH_EVENTS = 50_000
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+CURSORS = "capture-cursors.json"
+
+
+@dataclass
+class CaptureReport:
+    captured: list[dict[str, Any]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    batches: list[str] = field(default_factory=list)
+    events: int = 0
+    blobs_written: int = 0
+    lines_skipped: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "captured": self.captured, "unchanged": self.unchanged, "skipped": self.skipped,
+            "batches": self.batches, "events": self.events, "blobs_written": self.blobs_written,
+            "lines_skipped": self.lines_skipped,
+        }
+
+
+class _Pending:
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.ids: set[str] = set()
+        self.blobs = PendingBlobs()
+        self.size = 0
+        self.traces: set[tuple[str, str]] = set()
+
+    def add(self, key: tuple[str, str], events: list[dict], blobs: PendingBlobs) -> int:
+        n = 0
+        for ev in events:
+            if ev["event_id"] not in self.ids:
+                self.ids.add(ev["event_id"])
+                self.events.append(ev)
+                n += 1
+        for rel, data in blobs.items.items():
+            if rel not in self.blobs.items:
+                self.blobs.items[rel] = data
+                self.size += len(data)
+        self.traces.add(key)
+        return n
+
+
+def _project_for(parsed, project_dir: str | None) -> Project:
+    if project_dir:
+        return resolve_project(project_dir)
+    if parsed.cwd:
+        return resolve_project(parsed.cwd)
+    return resolve_project("/unknown-project")
+
+
+def capture_paths(
+    bucket: Bucket,
+    agent: ModuleType,
+    paths: list[Path],
+    *,
+    project_dir: str | None = None,
+    lock_timeout: float = 30.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> CaptureReport:
+    report = CaptureReport()
+    bucket.check()
+    with bucket.lock(lock_timeout):
+        bucket.catch_up()
+        cursors = bucket.read_state(CURSORS) or {}
+        pending = _Pending()
+
+        def flush() -> None:
+            nonlocal pending
+            if pending.events or pending.blobs.items:
+                res = bucket.commit(pending.events, pending.blobs)
+                if res.batch:
+                    report.batches.append(res.batch)
+                report.blobs_written += res.blobs_written
+            pending = _Pending()
+
+        for i, path in enumerate(paths):
+            if progress:
+                progress(i, len(paths))
+            key = os.path.abspath(path)
+            try:
+                st = os.stat(path)
+                cur = cursors.get(key)
+                if (cur and cur.get("size") == st.st_size and cur.get("mtime_ns") == st.st_mtime_ns
+                        and (bucket.root / layout.trace_dir(cur["project"], cur["trace"]) / layout.TRACE_JSON).exists()):
+                    report.unchanged.append(str(path))
+                    continue
+                data = Path(path).read_bytes()
+            except OSError as exc:
+                report.skipped.append({"path": str(path), "reason": f"unreadable: {exc.strerror or exc}"})
+                continue
+            try:
+                parsed = agent.parse(data, Path(path).name)
+                project = _project_for(parsed, project_dir)
+                trace_id = trace_id_for(parsed.agent, parsed.session_id)
+            except (SessionParseError, OpentracesError) as exc:
+                report.skipped.append({"path": str(path), "reason": str(exc)})
+                continue
+            tkey = (project.slug, trace_id)
+            if tkey in pending.traces:
+                flush()  # the same session twice: let the second see the first
+            existing = bucket.trace_events(project.slug, trace_id)
+            have = {e["event_id"] for e in existing}
+            prior = [e["payload"] for e in existing if e["kind"] == "source.captured"]
+            events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, prior)
+            new = [e for e in events if e["event_id"] not in have]
+            report.lines_skipped += len(parsed.skipped)
+            cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": project.slug, "trace": trace_id}
+            if not new:
+                report.unchanged.append(str(path))
+                continue
+            added = pending.add(tkey, new, blobs)
+            report.events += added
+            report.captured.append({"path": str(path), "trace_id": trace_id, "project": project.slug,
+                                    "session_id": parsed.session_id, "new_events": added,
+                                    "skipped_lines": [list(s) for s in parsed.skipped]})
+            if len(pending.events) >= MAX_BATCH_EVENTS or pending.size >= MAX_BATCH_BYTES:
+                flush()
+        flush()
+        bucket.write_state(CURSORS, cursors)
+        if progress:
+            progress(len(paths), len(paths))
+    return report

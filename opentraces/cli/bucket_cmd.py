@@ -1,0 +1,189 @@
+"""``opentraces bucket ...``: inspect, verify, repair, rebuild, prune."""
+
+from __future__ import annotations
+
+import click
+
+from ..bucket import Bucket
+from ..errors import ExitStatus
+from ..maintenance.prune import prune
+from ..maintenance.repair import SUBSTRATES, rebuild, repair
+from ..maintenance.status import status
+from ..maintenance.verify import verify
+from .output import Env, echo, run
+from .progress import progress_bar
+
+json_opt = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+
+
+@click.group()
+def bucket() -> None:
+    """The local bucket: status, manifest, verify, repair, rebuild, prune, replay."""
+
+
+@bucket.command("status")
+@json_opt
+@click.pass_obj
+def status_cmd(env: Env, as_json: bool) -> None:
+    """Counts and freshness, read from the manifest head only (never writes)."""
+
+    def go():
+        res = status(Bucket(env.bucket), env.logs)
+        return {"bucket": res}, _render_status, 0
+
+    run("bucket.status", as_json, go)
+
+
+def _render_status(res: dict) -> None:
+    s = res["bucket"]
+    echo(f"bucket   {s['bucket']}")
+    echo(f"state    {s['state']}" + (f" ({'; '.join(s['reasons'])})" if s.get("reasons") else ""))
+    echo(f"traces   {s['traces']} in {s['projects']} project(s)")
+    for agent, n in sorted((s.get("by_agent") or {}).items()):
+        echo(f"  {agent:<12} {n}")
+    echo(f"events   {s['events']} in {s['batches']} batch(es) from {s.get('writers', 0)} writer(s)")
+    if "patches" in s:
+        echo(f"patches  {s['patches']} ({s['anchored']} anchored to a commit)")
+    if s.get("mirror"):
+        echo(f"mirror   {s['mirror']['state']}")
+    if s.get("hook_failures"):
+        echo(f"hooks    {s['hook_failures']} failed capture(s) logged; see $OPENTRACES_HOME/logs/hook-errors.log")
+    if s.get("digest"):
+        echo(f"digest   {s['digest']}")
+    if s["state"] == "stale":
+        echo("next     run 'opentraces bucket repair'")
+
+
+@bucket.command("manifest")
+@click.option("--heal", is_flag=True, help="Write the manifest (and projections) from events.")
+@json_opt
+@click.pass_obj
+def manifest_cmd(env: Env, heal: bool, as_json: bool) -> None:
+    """Print the manifest; --heal re-materializes it from canonical state."""
+
+    def go():
+        b = Bucket.open(env.bucket)
+        healed = None
+        if heal:
+            with b.lock():
+                healed = repair(b)
+        m = b.manifest()
+        if m is None and not heal:
+            # side-effect-free fallback: fold in memory, write nothing
+            m = _manifest_in_memory(b)
+        out = {"manifest": m, "healed": healed}
+        return out, lambda r: echo(_manifest_text(r["manifest"])), 0
+
+    run("bucket.manifest", as_json, go)
+
+
+def _manifest_in_memory(b: Bucket) -> dict | None:
+    import orjson
+
+    from ..projections import index as index_mod
+    from ..projections import manifest as manifest_mod
+    from ..projections.tracedir import render_trace
+    from ..maintenance.scan import scan_batches
+
+    scan = scan_batches(b)
+    if not scan.batches:
+        return None
+    rows = []
+    for (project, trace_id), evs in sorted(scan.by_trace.items()):
+        tj = render_trace(trace_id, list(evs.values()))["trace.json"]
+        rows.append(manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(evs)))
+    index = index_mod.build_index([index_mod.entry(x) for x in scan.batches])
+    return manifest_mod.build_manifest(rows, index_mod.summary(index))
+
+
+def _manifest_text(m: dict | None) -> str:
+    if not m:
+        return "no manifest (empty bucket)"
+    lines = [f"digest {m['digest']}", f"traces {m['summary']['trace_count']}"]
+    for r in m["traces"]:
+        lines.append(f"{r['trace_id'][:12]}  {r['project']:<28} {r['agent']:<12} {r['steps']:>4} steps  {r['title']}")
+    return "\n".join(lines)
+
+
+@bucket.command("verify")
+@click.option("--sample", type=click.IntRange(min=0), default=None, help="Check N blobs and traces (deterministic).")
+@click.option("--full", is_flag=True, help="Check every blob, batch and projection.")
+@json_opt
+@click.pass_obj
+def verify_cmd(env: Env, sample: int | None, full: bool, as_json: bool) -> None:
+    """Recompute hashes and re-fold projections; exit 1 on problems."""
+    if full and sample is not None:
+        raise click.UsageError("use either --sample N or --full")
+
+    def go():
+        b = Bucket.open(env.bucket)
+        with progress_bar("verifying", as_json) as cb:
+            res = verify(b, sample=None if full else (100 if sample is None else sample), progress=cb)
+        return {"verify": res}, _render_verify, 0 if res["ok"] else int(ExitStatus.PROBLEMS)
+
+    run("bucket.verify", as_json, go)
+
+
+def _render_verify(res: dict) -> None:
+    v = res["verify"]
+    echo(f"checked {v['batches_checked']} batches, {v['events_checked']} events, "
+         f"{v['blobs_checked']}/{v['blobs_total']} blobs, {v['traces_checked']} traces")
+    for p in v["problems"]:
+        echo(f"{p['kind']:<20} {p['path']}  {p['detail']}")
+    echo("ok" if v["ok"] else f"{len(v['problems'])} problem(s); run 'opentraces bucket repair' for projections")
+
+
+@bucket.command("repair")
+@json_opt
+@click.pass_obj
+def repair_cmd(env: Env, as_json: bool) -> None:
+    """Re-project every trace, the index and the manifest from events + blobs."""
+
+    def go():
+        b = Bucket.open(env.bucket)
+        with b.lock(), progress_bar("repairing", as_json) as cb:
+            res = repair(b, progress=cb)
+        return {"repair": res}, lambda r: echo(
+            f"{r['repair']['traces']} traces re-projected, {r['repair']['files_written']} file(s) written"), 0
+
+    run("bucket.repair", as_json, go)
+
+
+@bucket.command("rebuild")
+@click.option("--substrate", type=click.Choice(SUBSTRATES), default="all", show_default=True)
+@json_opt
+@click.pass_obj
+def rebuild_cmd(env: Env, substrate: str, as_json: bool) -> None:
+    """Refresh one derived substrate (or all) from canonical state."""
+
+    def go():
+        b = Bucket.open(env.bucket)
+        with b.lock(), progress_bar("rebuilding", as_json) as cb:
+            res = rebuild(b, substrate, progress=cb)
+        return {"rebuild": res}, lambda r: echo(
+            f"{substrate}: {r['rebuild']['traces']} traces, {r['rebuild']['files_written']} file(s) written"), 0
+
+    run("bucket.rebuild", as_json, go)
+
+
+@bucket.command("prune")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@json_opt
+@click.pass_obj
+def prune_cmd(env: Env, dry_run: bool, as_json: bool) -> None:
+    """Delete unreachable blobs and stale temp files (never events or trace.json)."""
+
+    def go():
+        b = Bucket.open(env.bucket)
+        with b.lock():
+            res = prune(b, dry_run=dry_run)
+
+        def render(r):
+            p = r["prune"]
+            for rel in p["blobs"] + p["tempfiles"]:
+                echo(("would delete " if dry_run else "deleted ") + rel)
+            echo(f"{len(p['blobs'])} blob(s), {len(p['tempfiles'])} temp file(s)" + (" (dry run)" if dry_run else ""))
+
+        return {"prune": res}, render, 0
+
+    run("bucket.prune", as_json, go)

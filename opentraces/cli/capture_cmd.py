@@ -1,0 +1,87 @@
+"""``opentraces capture <agent> [PATH...] [--all] [--project DIR]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..bucket import Bucket
+from ..capture import AGENTS, agent_module, capture_paths
+from ..errors import RefusedError
+from .output import Env, echo, run
+from .progress import progress_bar
+
+
+def _paths_for(mod, env: Env, paths: tuple[str, ...], sweep: bool) -> list[Path]:
+    out: list[Path] = []
+    if sweep:
+        out += mod.discover(mod.default_root(env.user_home, env.environ))
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            out += mod.discover(path)
+        elif path.exists():
+            out.append(path)
+        else:
+            raise RefusedError(f"{p} does not exist", "pass a session file or folder, or use --all")
+    if not out and not sweep:
+        raise RefusedError("no session files given", "pass PATH... or --all")
+    return out
+
+
+def _render(res: dict) -> None:
+    c = res["capture"]
+    for item in c["captured"]:
+        echo(f"captured {item['trace_id'][:12]}  {item['project']:<28} +{item['new_events']} events  {item['path']}")
+    for s in c["skipped"]:
+        echo(f"skipped  {s['path']}: {s['reason']}")
+    echo(f"{len(c['captured'])} captured, {len(c['unchanged'])} unchanged, {len(c['skipped'])} skipped; "
+         f"{c['events']} new events in {len(c['batches'])} batch(es)"
+         + (f"; {c['lines_skipped']} unreadable line(s) skipped" if c["lines_skipped"] else ""))
+
+
+def _capture(env: Env, agents: list[str], paths: tuple[str, ...], sweep: bool, project: str | None, as_json: bool) -> None:
+    def go():
+        bucket = Bucket.open(env.bucket)
+        merged: dict = {}
+        for name in agents:
+            mod = agent_module(name)
+            files = _paths_for(mod, env, paths, sweep)
+            with progress_bar(f"capturing {name}", as_json) as cb:
+                rep = capture_paths(bucket, mod, files, project_dir=project, progress=cb).as_dict()
+            for k, v in rep.items():
+                merged[k] = merged.get(k, 0 if isinstance(v, int) else []) + v
+        return {"capture": merged}, _render, 0
+
+    run("capture", as_json, go)
+
+
+@click.group(invoke_without_command=True)
+@click.option("--all", "sweep", is_flag=True, help="Capture every session of every known agent.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def capture(ctx: click.Context, sweep: bool, as_json: bool) -> None:
+    """Capture agent sessions into the bucket (incremental and idempotent)."""
+    if ctx.invoked_subcommand is None:
+        if not sweep:
+            raise click.UsageError("name an agent (" + ", ".join(AGENTS) + ") or pass --all")
+        _capture(ctx.obj, list(AGENTS), (), True, None, as_json)
+
+
+def _agent_command(name: str) -> click.Command:
+    @click.command(name, help=f"Capture {name} sessions (files or folders; --all: the agent's default folder).")
+    @click.argument("paths", nargs=-1, type=click.Path())
+    @click.option("--all", "sweep", is_flag=True, help="Read every session under the agent's default folder.")
+    @click.option("--project", type=click.Path(file_okay=False), default=None,
+                  help="Project folder to attribute the sessions to (default: each session's cwd).")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def cmd(env: Env, paths, sweep, project, as_json):
+        _capture(env, [name], paths, sweep, project, as_json)
+
+    return cmd
+
+
+for _name in AGENTS:
+    capture.add_command(_agent_command(_name))

@@ -1,0 +1,100 @@
+"""Canonical encodings: JSON forms, SHA-256 addresses, deterministic gzip.
+
+One scheme everywhere (DESIGN.md §3): canonical JSON is orjson with sorted
+keys and compact separators; hashes are SHA-256 over the uncompressed bytes,
+written ``sha256:<hex>``; gzip is zlib level 6 in a gzip wrapper with mtime 0
+and OS byte 0xff, so equal content is equal bytes on every machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from typing import Any, Iterable
+
+import orjson
+
+GZIP_LEVEL = 6
+_OPT_CANON = orjson.OPT_SORT_KEYS
+_OPT_PRETTY = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Compact, key-sorted UTF-8 JSON: the form every hash is taken over."""
+    return orjson.dumps(obj, option=_OPT_CANON)
+
+
+def pretty_json(obj: Any) -> bytes:
+    """Sorted, 2-space indented JSON with a trailing newline (human files)."""
+    return orjson.dumps(obj, option=_OPT_PRETTY) + b"\n"
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def address(data: bytes) -> str:
+    """``sha256:<hex>`` of ``data``."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def hex_of(addr: str) -> str:
+    """The bare hex of a ``sha256:<hex>`` address (validated)."""
+    if not isinstance(addr, str) or not addr.startswith("sha256:"):
+        raise ValueError(f"not a sha256 address: {addr!r}")
+    hexpart = addr[7:]
+    if len(hexpart) != 64 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ValueError(f"not a sha256 address: {addr!r}")
+    return hexpart
+
+
+def gzip_bytes(data: bytes) -> bytes:
+    """Deterministic gzip: level 6, mtime 0, OS byte 0xff."""
+    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    out = bytearray(comp.compress(data))
+    out += comp.flush()
+    out[9] = 0xFF
+    return bytes(out)
+
+
+def gzip_chunks(chunks: Iterable[bytes]) -> bytes:
+    """Deterministic gzip of the concatenation of ``chunks`` (no join copy)."""
+    comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
+    out = bytearray()
+    for chunk in chunks:
+        out += comp.compress(chunk)
+    out += comp.flush()
+    out[9] = 0xFF
+    return bytes(out)
+
+
+class GzipError(ValueError):
+    """The bytes are not a complete, valid gzip stream."""
+
+
+def gunzip_bytes(data: bytes) -> bytes:
+    """Decompress a whole gzip stream; truncated or corrupt input raises GzipError."""
+    d = zlib.decompressobj(31)
+    try:
+        out = d.decompress(data)
+        out += d.flush()
+    except zlib.error as exc:
+        raise GzipError(f"corrupt gzip: {exc}") from None
+    if not d.eof:
+        raise GzipError("truncated gzip stream")
+    if d.unused_data:
+        raise GzipError("trailing bytes after gzip stream")
+    return out
+
+
+def jsonl(objs: Iterable[Any]) -> bytes:
+    """Canonical JSON lines, each newline-terminated."""
+    return b"".join(orjson.dumps(o, option=_OPT_CANON) + b"\n" for o in objs)
+
+
+def parse_jsonl(data: bytes) -> list[Any]:
+    return [orjson.loads(line) for line in data.split(b"\n") if line]

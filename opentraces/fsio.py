@@ -1,0 +1,125 @@
+"""Durable file writes: temp file in the same folder, fsync, rename, fsync dir.
+
+Temp files are named ``.<name>.<random>.tmp`` so ``bucket prune`` can find
+the ones a crash left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+TMP_SUFFIX = ".tmp"
+
+
+def tmp_path_for(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
+
+
+def is_tmp_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(TMP_SUFFIX)
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_tmp(path: Path, data: bytes, sync: bool) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_path_for(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        if sync:
+            os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(tmp)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (readers see old or new)."""
+    tmp = _write_tmp(path, data, sync)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_quiet(tmp)
+        raise
+    if sync:
+        fsync_dir(path.parent)
+
+
+def write_if_changed(path: Path, data: bytes, *, sync: bool = True) -> bool:
+    """Atomically write ``data`` unless the file already holds exactly it."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    atomic_write(path, data, sync=sync)
+    return True
+
+
+def write_many_new(items: list[tuple[Path, bytes]]) -> int:
+    """Durably create content-addressed files that do not exist yet.
+
+    Files are written to temp names, fsynced together (threads overlap the
+    journal commits), renamed into place, then their folders fsynced once
+    each. Returns how many files were created.
+    """
+    todo = [(p, d) for p, d in items if not p.exists()]
+    if not todo:
+        return 0
+    tmps = [(_write_tmp(p, d, sync=False), p) for p, d in todo]
+    try:
+        _fsync_paths([t for t, _ in tmps])
+        for tmp, path in tmps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in tmps:
+            _unlink_quiet(tmp)
+        raise
+    for folder in {p.parent for _, p in tmps}:
+        fsync_dir(folder)
+    return len(tmps)
+
+
+def _fsync_one(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_paths(paths: list[Path]) -> None:
+    if len(paths) <= 2:
+        for p in paths:
+            _fsync_one(p)
+        return
+    with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
+        list(pool.map(_fsync_one, paths))

@@ -1,0 +1,1 @@
+"""Bucket maintenance verbs: status, verify, repair/rebuild, prune."""

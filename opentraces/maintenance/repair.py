@@ -1,0 +1,81 @@
+"""``bucket repair`` and ``bucket rebuild``: re-project from events + blobs.
+
+Both are idempotent: files are written only when their bytes change, so a
+second run writes nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import orjson
+
+from .. import layout
+from ..bucket import Bucket
+from ..fsio import atomic_write, write_if_changed
+from ..projections import index as index_mod
+from ..projections import manifest as manifest_mod
+from ..projections.tracedir import render_trace
+from .scan import scan_batches
+
+SUBSTRATES = ("trail", "traces", "context-tree", "all")
+
+_FILES: dict[str, Callable[[str], bool]] = {
+    "trail": lambda n: n == layout.TRAIL or n.startswith(layout.HISTORY + "/"),
+    "context-tree": lambda n: n == layout.CONTEXT,
+    "traces": lambda n: n in (layout.TRACE_JSON, layout.SOURCES),
+    "all": lambda n: True,
+}
+
+
+def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, Any]:
+    """Re-project one substrate (or all) from canonical state."""
+    if substrate not in SUBSTRATES:
+        raise ValueError(substrate)
+    want = _FILES[substrate]
+    scan = scan_batches(bucket)
+    written = 0
+    rows = []
+    traces = sorted(scan.by_trace)
+    for i, (project, trace_id) in enumerate(traces):
+        if progress:
+            progress(i, len(traces))
+        events = list(scan.by_trace[(project, trace_id)].values())
+        files = render_trace(trace_id, events)
+        base = bucket.root / layout.trace_dir(project, trace_id)
+        for name, data in files.items():
+            if name != layout.TRACE_JSON and want(name):
+                written += write_if_changed(base / name, data)
+        if want(layout.HISTORY + "/"):
+            hist = base / layout.HISTORY
+            keep = {n.split("/", 1)[1] for n in files if n.startswith(layout.HISTORY + "/")}
+            if hist.is_dir():
+                for name in sorted(os.listdir(hist)):
+                    if name not in keep:
+                        os.unlink(hist / name)
+                        written += 1
+        if want(layout.TRACE_JSON):
+            written += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON])
+        tj = files[layout.TRACE_JSON]
+        rows.append(manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(events)))
+    index = index_mod.build_index([index_mod.entry(b) for b in scan.batches])
+    index_written = manifest_written = False
+    if substrate in ("all", "trail"):
+        index_written = write_if_changed(bucket.root / layout.INDEX, index_mod.encode(index))
+    if substrate in ("all", "traces"):
+        manifest_written = bucket.write_manifest(rows, index)
+    return {
+        "substrate": substrate,
+        "traces": len(traces),
+        "files_written": written + index_written + manifest_written,
+        "index_written": index_written,
+        "manifest_written": manifest_written,
+        "batches": len(scan.batches),
+        "damaged_batches": [{"name": n, "detail": d} for n, d in scan.damaged],
+    }
+
+
+def repair(bucket: Bucket, progress=None) -> dict[str, Any]:
+    """Re-project everything and the manifest (caller holds the writer lock)."""
+    return rebuild(bucket, "all", progress)

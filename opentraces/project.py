@@ -1,0 +1,66 @@
+"""Project identity: ``<slug>-<8 hex>`` from the repository's root commit.
+
+For a Git repository on this machine the identity is its root commit (the
+last commit reached by following first parents from HEAD), so every clone
+agrees without a marker file. Otherwise it is the absolute path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+
+from .ids import project_slug
+
+
+@dataclass(frozen=True)
+class Project:
+    slug: str
+    root: str  # absolute folder the project's paths are relative to
+    root_commit: str | None  # hex of the Git root commit, when a repository
+
+
+def root_commit_of(repo: pygit2.Repository) -> str | None:
+    try:
+        head = repo.head.target
+    except (pygit2.GitError, KeyError):
+        return None
+    commit = repo[head]
+    while commit.parent_ids:
+        commit = repo[commit.parent_ids[0]]
+    return str(commit.id)
+
+
+def resolve_project(folder: str | os.PathLike) -> Project:
+    """Identify the project that ``folder`` belongs to (need not exist here)."""
+    path = Path(os.path.abspath(folder))
+    if path.is_dir():
+        git_dir = pygit2.discover_repository(str(path))
+        if git_dir:
+            try:
+                repo = pygit2.Repository(git_dir)
+            except pygit2.GitError:
+                repo = None
+            if repo is not None and repo.workdir:
+                root = Path(repo.workdir.rstrip("/"))
+                rc = root_commit_of(repo)
+                if rc:
+                    return Project(project_slug(root.name, f"git:{rc}"), str(root), rc)
+                return Project(project_slug(root.name, f"path:{root}"), str(root), None)
+    return Project(project_slug(path.name, f"path:{path}"), str(path), None)
+
+
+def relative_path(path: str, root: str) -> str:
+    """``path`` relative to ``root`` when inside it, else unchanged (normalized)."""
+    if not os.path.isabs(path):
+        return os.path.normpath(path)
+    norm = os.path.normpath(path)
+    root_norm = os.path.normpath(root)
+    if norm == root_norm:
+        return "."
+    if norm.startswith(root_norm.rstrip("/") + "/"):
+        return norm[len(root_norm.rstrip("/")) + 1 :]
+    return norm

@@ -1,0 +1,1 @@
+"""Derived files: everything here is a pure function of events (and blobs)."""
