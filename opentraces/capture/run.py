@@ -26,6 +26,7 @@ from .session import SessionParseError
 MAX_BATCH_EVENTS = 50_000
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 CURSORS = "capture-cursors.json"
+REPOS = "project-repos.json"  # local: project slug -> repository folder on this machine
 
 
 @dataclass
@@ -91,6 +92,7 @@ def capture_paths(
     with bucket.lock(lock_timeout):
         bucket.catch_up()
         cursors = bucket.read_state(CURSORS) or {}
+        repos = bucket.read_state(REPOS) or {}
         pending = _Pending()
 
         def flush() -> None:
@@ -125,6 +127,8 @@ def capture_paths(
                 report.skipped.append({"path": str(path), "reason": str(exc)})
                 continue
             tkey = (project.slug, trace_id)
+            if project.root_commit and repos.get(project.slug) != project.root:
+                repos[project.slug] = project.root
             if tkey in pending.traces:
                 flush()  # the same session twice: let the second see the first
             existing = bucket.trace_events(project.slug, trace_id)
@@ -146,6 +150,8 @@ def capture_paths(
                 flush()
         flush()
         bucket.write_state(CURSORS, cursors)
+        if repos != (bucket.read_state(REPOS) or {}):
+            bucket.write_state(REPOS, repos)
         if progress:
             progress(len(paths), len(paths))
     return report
