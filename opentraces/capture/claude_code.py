@@ -4,14 +4,37 @@
 steps (one per LLM call, i.e. per ``message.id``), the context tree (one
 ``Message`` per row with a ``uuid``) and the file changes made by ``Edit``,
 ``MultiEdit`` and ``Write``. It is a pure function of the bytes: no clock,
-no filesystem, no environment. Bad lines are skipped and reported, never
-raised; only a file with no session row at all raises ``SessionParseError``.
+no filesystem, no environment (``name`` only appears in error messages).
+Bad lines are skipped and reported, never raised; only a file with no
+session row at all raises ``SessionParseError``.
 
-Append-stability: a step's record depends only on the rows that contribute
-to it (its assistant rows and the tool results it receives), and ``rev``
-counts them, so parsing a longer version of the same file never changes an
-earlier step without raising its ``rev``. Patches are numbered in the order
-their successful tool results appear, so a longer file only appends patches.
+Decisions worth knowing:
+
+- Append-stability: a step's record depends only on the rows that
+  contribute to it (its assistant rows and the tool results it receives)
+  and ``rev`` counts them, so parsing a longer version of the same file
+  never changes an earlier step without raising its ``rev``. Patches are
+  numbered in the order their successful tool results appear, so a longer
+  file only appends patches.
+- Context tree: ``Message.parent`` always names an earlier Message or is
+  None. Rows that are not messages (``progress``...) are looked through; a
+  ``parentUuid`` naming a row absent from the file falls back to the last
+  message of the same chain (main or sidechain) in file order. A compaction
+  starts a fresh chain: the ``compact_boundary`` row is a root and the
+  compact summary hangs off it (``logicalParentUuid`` is never followed).
+  Tool-result rows have role ``tool``; system rows, ``isMeta`` rows,
+  harness output (``<local-command-stdout>``...) and attachments are kind
+  ``meta`` and never steps.
+- Sub-agent files (``<session>/subagents/agent-<id>.jsonl``, every row
+  ``isSidechain`` with an ``agentId``) repeat the parent's ``sessionId``;
+  their session id is ``<sessionId>-agent-<agentId>`` so they make their
+  own trace, and a ``Task`` result naming that agent sets the calling
+  step's ``subagent_trajectory_ref`` to it. Inline sidechains (older
+  layout) stay in the session as ``call_type="subagent"`` steps whose
+  ``parent_step`` is the step that issued the matching ``Task`` prompt.
+- ``hunk_diff`` (only when before or after is unknown) holds the ``@@``
+  hunks of Claude's ``structuredPatch`` without ``---``/``+++`` headers:
+  the parser only knows the absolute path, the emitter adds the headers.
 """
 
 from __future__ import annotations
@@ -38,8 +61,12 @@ _SYNTHETIC_MODEL = "<synthetic>"
 _MESSAGE_TYPES = ("user", "assistant", "system", "summary", "attachment")
 _THINKING_BLOCKS = ("thinking", "redacted_thinking")
 # User rows that are harness output rather than something the user typed.
-_HARNESS_PREFIXES = ("<local-command-stdout>", "<local-command-stderr>", "<local-command-caveat>")
-_COMMAND_PREFIXES = ("<command-name>", "<command-message>") + _HARNESS_PREFIXES
+_HARNESS_PREFIXES = (
+    "<local-command-stdout>", "<local-command-stderr>", "<local-command-caveat>",
+    "<bash-stdout>", "<bash-stderr>",
+)
+# ...and rows the user typed that are commands rather than a task.
+_COMMAND_PREFIXES = ("<command-name>", "<command-message>", "<bash-input>") + _HARNESS_PREFIXES
 SUMMARY_CHARS = 200
 
 
@@ -58,7 +85,11 @@ def default_root(home: Path, env: Mapping[str, str]) -> Path:
 
 
 def discover(root: Path) -> list[Path]:
-    """Every ``*.jsonl`` file under ``root`` (sub-agent files included), sorted."""
+    """Every ``*.jsonl`` file under ``root`` (sub-agent files included).
+
+    Sorted by path text, so a session file comes just before its
+    ``<session>/subagents/`` files.
+    """
     root = Path(root)
     if not root.is_dir():
         return []
@@ -70,7 +101,7 @@ def discover(root: Path) -> list[Path]:
                 path = Path(folder) / name
                 if path.is_file():
                     found.append(path)
-    return sorted(found)
+    return sorted(found, key=lambda p: p.as_posix())
 
 
 # --------------------------------------------------------------------------
@@ -168,7 +199,9 @@ def _safe_id(value: str, what: str, name: str) -> str:
     try:
         return check_component(value, what)
     except RefusedError as exc:
-        raise SessionParseError(f"{name}: unsafe {what} {value!r} in the transcript ({exc.message})") from None
+        raise SessionParseError(
+            f"{name}: unsafe {what} {value!r} in the transcript ({exc.message}); refusing to parse it"
+        ) from None
 
 
 def _hunk_diff(structured: Any) -> str | None:
@@ -204,8 +237,7 @@ def _replace(text: str, old: Any, new: Any, replace_all: Any) -> str | None:
 
 class _Step:
     __slots__ = (
-        "index", "role", "side", "time", "texts", "thinks", "model", "calls", "call_ids",
-        "obs", "usage", "rev", "leaf", "content", "parent_step", "traj_ref",
+        "index", "role", "side", "time", "texts", "thinks", "model", "calls", "obs", "usage", "rev", "leaf", "content", "parent_step", "traj_ref",
     )
 
     def __init__(self, index: int, role: str, side: bool, time: str | None):
@@ -217,7 +249,6 @@ class _Step:
         self.thinks: list[str] = []
         self.model: str | None = None
         self.calls: list[dict] = []
-        self.call_ids: set[str] = set()
         self.obs: list[dict] = []
         self.usage: dict | None = None
         self.rev = 0
@@ -228,15 +259,14 @@ class _Step:
 
     def record(self) -> dict[str, Any]:
         usage = self.usage or {}
-        agent = self.role == "agent"
         return {
             "step_index": self.index,
             "role": self.role,
-            "content": ("\n".join(self.texts) or None) if agent else self.content,
+            "content": ("\n".join(self.texts) or None) if self.role == "agent" else self.content,
             "reasoning_content": "\n".join(self.thinks) or None,
             "model": self.model,
             "system_prompt_hash": None,
-            "agent_role": ("subagent" if self.side else "main") if agent else None,
+            "agent_role": "subagent" if self.side else "main",
             "parent_step": self.parent_step,
             "call_type": "subagent" if self.side else "main",
             "subagent_trajectory_ref": self.traj_ref,
@@ -561,7 +591,6 @@ class _Parser:
         name = name if isinstance(name, str) else ""
         inp = block.get("input") if isinstance(block.get("input"), dict) else {}
         step.calls.append({"tool_call_id": call_id, "tool_name": name, "input": inp, "duration_ms": None})
-        step.call_ids.add(call_id)
         self.tools[call_id] = {"step": step.index, "name": name, "input": inp, "time": t}
         if name in _TASK_TOOLS and isinstance(inp.get("prompt"), str):
             self.pending_tasks.append((inp["prompt"], step.index))
@@ -608,6 +637,11 @@ class _Parser:
                     for e in (raw if isinstance(raw, list) else [])
                     if isinstance(e, dict)
                 ]
+            if original is None and len(edits) == 1 and edits[0][0] == "" and isinstance(edits[0][1], str):
+                # an Edit with an empty old_string creates the file
+                rec.operation = "create"
+                rec.after = edits[0][1].encode("utf-8")
+                return rec
             after = original
             for old, new, rall in edits:
                 if after is None:
@@ -631,10 +665,10 @@ class _Parser:
 
     def result(self) -> ParsedSession:
         if self.session_id is None:
-            stem = self.name.rsplit("/", 1)[-1]
+            unreadable = f", {len(self.skipped)} unreadable lines" if self.skipped else ""
             raise SessionParseError(
-                f"{stem or 'session'}: not a Claude Code session (no row with a sessionId"
-                f"{'; ' + str(len(self.skipped)) + ' unreadable lines' if self.skipped else ''})"
+                f"{self.name}: not a Claude Code session (no user/assistant/system row with a sessionId"
+                f"{unreadable})"
             )
         sid = _safe_id(self.session_id, "session id", self.name)
         metadata: dict[str, Any] = {
@@ -661,6 +695,8 @@ class _Parser:
             raise SessionParseError(f"{self.name}: Claude Code session {sid} has no timestamps")
         ordered = sorted(set(self.times), key=_time_key)
         started, ended = ordered[0], ordered[-1]
+        for patch in self.patches:
+            patch.time = patch.time or started
         steps = [
             ParsedStep(
                 index=s.index,

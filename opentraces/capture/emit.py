@@ -64,11 +64,21 @@ def patch_diff(p: PatchRecord, rel: str) -> str:
         patch = pygit2.Patch.create_from(p.before, p.after, gpath, gpath)
         return patch.text or ""
     text = p.hunk_diff or ""
-    if text and not text.startswith("diff --git "):
-        text = f"diff --git a/{gpath} b/{gpath}\n" + text
-    if text and not text.endswith("\n"):
+    if not text:
+        return ""
+    if not text.endswith("\n"):
         text += "\n"
-    return text
+    if text.startswith("diff --git "):
+        return text
+    head = [f"diff --git a/{gpath} b/{gpath}\n"]
+    if not text.startswith("--- "):
+        if p.operation == "create":
+            head += ["new file mode 100644\n", "--- /dev/null\n", f"+++ b/{gpath}\n"]
+        elif p.operation == "delete":
+            head += ["deleted file mode 100644\n", f"--- a/{gpath}\n", "+++ /dev/null\n"]
+        else:
+            head += [f"--- a/{gpath}\n", f"+++ b/{gpath}\n"]
+    return "".join(head) + text
 
 
 def _context_events(parsed: ParsedSession, project: str, trace_id: str, blobs: PendingBlobs) -> tuple[list[dict], dict[int, str], dict]:
