@@ -42,13 +42,14 @@ class CommitResult:
 
 
 class Bucket:
-    def __init__(self, root: str | os.PathLike):
+    def __init__(self, root: str | os.PathLike, *, mirror: bool = True):
         self.root = Path(os.path.abspath(root))
+        self.mirror = mirror
 
     # ----------------------------------------------------------- identity
     @classmethod
-    def open(cls, root: str | os.PathLike) -> "Bucket":
-        b = cls(root)
+    def open(cls, root: str | os.PathLike, *, mirror: bool = True) -> "Bucket":
+        b = cls(root, mirror=mirror)
         b.check()
         return b
 
@@ -221,7 +222,20 @@ class Bucket:
         old_rows = {(r["project"], r["trace_id"]): r for r in (current["traces"] if current else [])}
         old_rows.update(rows)
         self.write_manifest(list(old_rows.values()), new_index)
+        self.update_mirror(batches, sorted(by_trace))
         return sorted(by_trace)
+
+    def update_mirror(self, batches: list[Batch], traces: list[tuple[str, str]], *, full: bool = False) -> dict | None:
+        """Refresh the Git mirror; a failure leaves it behind (status says so), never the bucket."""
+        if not self.mirror:
+            return None
+        from .gitmirror.mirror import update_mirror
+
+        try:
+            return update_mirror(self, batches, traces, full=full)
+        except Exception as exc:  # the events are committed; the mirror catches up next time
+            self.write_state("mirror-error.json", {"error": f"{type(exc).__name__}: {exc}"})
+            return {"error": str(exc)}
 
     def write_manifest(self, rows: Iterable[dict[str, Any]], index: dict[str, Any]) -> bool:
         doc = manifest_mod.build_manifest(list(rows), index_mod.summary(index))

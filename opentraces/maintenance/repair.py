@@ -65,6 +65,9 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
         index_written = write_if_changed(bucket.root / layout.INDEX, index_mod.encode(index))
     if substrate in ("all", "traces"):
         manifest_written = bucket.write_manifest(rows, index)
+    mirror = None
+    if substrate in ("all", "trail"):
+        mirror = bucket.update_mirror(scan.batches, traces, full=True)
     return {
         "substrate": substrate,
         "traces": len(traces),
@@ -73,6 +76,7 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
         "manifest_written": manifest_written,
         "batches": len(scan.batches),
         "damaged_batches": [{"name": n, "detail": d} for n, d in scan.damaged],
+        "mirror": mirror,
     }
 
 

@@ -1,0 +1,1 @@
+"""The bucket in Git: trail commits, the bucket's mirror refs, replay into clones."""
