@@ -45,7 +45,7 @@ Entry = Union[bytes, pygit2.Oid, tuple[int, pygit2.Oid], Mapping[str, "Entry"]]
 
 
 class _MemoryBackend(pygit2.OdbBackend):
-    """An odb backend over a dict ``oid -> (type, body)`` (read only for libgit2)."""
+    """An odb backend over a dict ``oid -> (type, body)``, for PackBuilder to read."""
 
     def __init__(self, objects: dict[pygit2.Oid, tuple[int, bytes]]):
         super().__init__()
@@ -205,7 +205,7 @@ class ObjectWriter:
 
     def missing(self) -> list[pygit2.Oid]:
         """Staged ids the target does not have yet, newest first (pack order)."""
-        backends = self.repo.odb.backends
+        backends = list(self.repo.odb.backends)  # an iterator in pygit2
         for backend in backends:  # see packs written since the repo was opened
             backend.refresh()
         return [
@@ -218,7 +218,9 @@ class ObjectWriter:
         """Write staged objects the target lacks as one pack; return its path.
 
         Returns None (and writes nothing) when the target already has them
-        all. Staging is emptied either way.
+        all. Staging is emptied once the pack is in place; if writing fails
+        it is kept, so flush can be retried. The pack is not fsynced
+        (libgit2 does so only with ``pygit2.settings.enable_fsync_gitdir``).
         """
         todo = self.missing()
         pack = None

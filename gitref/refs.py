@@ -24,7 +24,9 @@ class RefConflictError(GitrefError):
 
     def __init__(self, name: str, expected: pygit2.Oid | None, actual: pygit2.Oid | None, why: str = ""):
         self.name, self.expected, self.actual = name, expected, actual
-        super().__init__(why or f"{name} is at {actual or 'nothing'}, expected {expected or 'nothing'}")
+        was = "nothing" if actual is None else str(actual)
+        wanted = "nothing" if expected is None else str(expected)
+        super().__init__(why or f"{name} is at {was}, expected {wanted}")
 
 
 class RefLockedError(RefConflictError):
@@ -32,6 +34,23 @@ class RefLockedError(RefConflictError):
 
     def __init__(self, name: str, expected: pygit2.Oid | None, detail: str):
         super().__init__(name, expected, None, f"{name} is locked by another writer: {detail}")
+
+
+class RefUpdateError(GitrefError):
+    """A reference could not be written for another reason (a name clash such as
+    ``refs/a`` vs ``refs/a/b``, permissions); retrying does not help."""
+
+
+def _is_lock_contention(exc: Exception) -> bool:
+    """Whether libgit2 failed because ``<ref>.lock`` exists (GIT_ELOCKED).
+
+    pygit2 does not expose the error code, so the two messages libgit2 uses
+    are matched: "failed to lock file '<ref>.lock' for writing" (lock seen
+    before opening) and "failed to create locked file '<ref>.lock': File
+    exists" (lost the O_EXCL race).
+    """
+    msg = str(exc)
+    return "failed to lock file" in msg or "failed to create locked file" in msg
 
 
 def check_ref_name(name: str) -> str:
@@ -90,7 +109,9 @@ def _locked_swap(
             try:
                 txn.lock_ref(name)
             except pygit2.GitError as exc:
-                raise RefLockedError(name, expected_old, str(exc)) from exc
+                if _is_lock_contention(exc):
+                    raise RefLockedError(name, expected_old, str(exc)) from exc
+                raise RefUpdateError(f"cannot lock {name}: {exc}") from exc
             actual = _current(repo, name)
             if actual != expected_old:
                 raise RefConflictError(name, expected_old, actual)
@@ -101,7 +122,9 @@ def _locked_swap(
                 # cffi); reflogs are off in bare repositories anyway.
                 txn.set_target(name, new, message=message or "gitref: update")
     except pygit2.GitError as exc:  # raised by the commit on leaving the block
-        raise GitrefError(f"updating {name} failed: {exc}") from exc
+        if _is_lock_contention(exc):  # e.g. packed-refs.lock, taken to delete
+            raise RefLockedError(name, expected_old, str(exc)) from exc
+        raise RefUpdateError(f"updating {name} failed: {exc}") from exc
 
 
 def update_ref(
@@ -126,8 +149,10 @@ def update_ref(
     if force:
         try:
             repo.create_reference_direct(name, new, True, message=message or "gitref: force update")
-        except pygit2.GitError as exc:
-            raise GitrefError(f"updating {name} failed: {exc}") from exc
+        except (pygit2.GitError, OSError) as exc:  # pygit2's C layer raises OSError for file errors
+            if _is_lock_contention(exc):
+                raise RefLockedError(name, expected_old, str(exc)) from exc
+            raise RefUpdateError(f"updating {name} failed: {exc}") from exc
         return
     _locked_swap(repo, name, new, expected_old, message)
 
@@ -160,7 +185,8 @@ def append_commit(
     commit (and flush it into ``repo``) and return its id; it is called
     again on the new tip after each RefConflictError/RefLockedError, up to
     ``retries`` more times with a short random back-off, then the last
-    conflict is raised. The commit returned must be a commit.
+    conflict is raised. A deterministic ``build`` makes retries cheap: the
+    same parent gives the same commit, and its flush writes nothing.
     """
     check_ref_name(ref)
     attempt = 0

@@ -141,6 +141,18 @@ def _context_events(parsed: ParsedSession, project: str, trace_id: str, blobs: P
     return events, node_of_step, summary
 
 
+def _project_path(path: str, root: str, cwd: str | None) -> str:
+    """``path`` relative to the project root; a session recorded in another
+    checkout (its cwd outside ``root``, e.g. capture with --project) maps its
+    cwd onto the root."""
+    rel = relative_path(path, root)
+    if rel.startswith("/") and cwd:
+        alt = relative_path(path, cwd)
+        if not alt.startswith("/"):
+            return alt
+    return rel
+
+
 def session_events(
     parsed: ParsedSession, data: bytes, name: str, project: Project, trace_id: str,
     prior_sources: list[dict[str, Any]],
@@ -157,7 +169,7 @@ def session_events(
         events.append(make_event("trace.step", slug, trace_id, st.index, st.time, {"record": st.record, "rev": st.rev}))
     events.extend(ctx_events)
     for p in parsed.patches:
-        rel = relative_path(p.path, project.root)
+        rel = _project_path(p.path, project.root, parsed.cwd)
         before = blobs.add_raw(slug, p.before) if p.before_known and p.before is not None else None
         after = blobs.add_raw(slug, p.after) if p.after_known and p.after is not None else None
         diff = patch_diff(p, rel)

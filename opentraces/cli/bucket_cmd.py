@@ -187,3 +187,29 @@ def prune_cmd(env: Env, dry_run: bool, as_json: bool) -> None:
         return {"prune": res}, render, 0
 
     run("bucket.prune", as_json, go)
+
+
+@bucket.command("replay")
+@click.option("--repo", "repo", required=True, type=click.Path(file_okay=False), help="A clone of the project.")
+@click.option("--project", default=None, help="Project slug (default: the one matching the clone's root commit).")
+@click.option("--force", is_flag=True, help="Replace a different existing trail ref (the old one is backed up).")
+@json_opt
+@click.pass_obj
+def replay_cmd(env: Env, repo: str, project: str | None, force: bool, as_json: bool) -> None:
+    """Write the project's Trace Trail into a clone as refs/opentraces/local/events/v1."""
+    from ..gitmirror.replay import replay
+
+    def go():
+        res = replay(Bucket.open(env.bucket), repo, project=project, force=force)
+
+        def render(r):
+            x = r["replay"]
+            echo(f"{x['state']}: {x['ref']} -> {x['head'][:12]} ({x['events']} trail events, project {x['project']})")
+            if x["notes_written"]:
+                echo(f"notes: {x['notes_written']} commit(s) annotated in refs/notes/opentraces")
+            if x["backup_ref"]:
+                echo(f"old value kept as {x['backup_ref']}")
+
+        return {"replay": res}, render, 0
+
+    run("bucket.replay", as_json, go)
