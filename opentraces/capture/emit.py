@@ -68,17 +68,22 @@ def patch_diff(p: PatchRecord, rel: str) -> str:
         return ""
     if not text.endswith("\n"):
         text += "\n"
-    if text.startswith("diff --git "):
-        return text
+    body = text
+    if text.startswith("diff --git ") or text.startswith("--- "):
+        lines = text.splitlines(keepends=True)
+        if any(ln.startswith(("rename from", "copy from")) for ln in lines[:6]):
+            return text  # a move: the parser's own header names both paths
+        cut = next((i for i, ln in enumerate(lines) if ln.startswith("@@")), len(lines))
+        body = "".join(lines[cut:])  # re-head the hunks with the project-relative path
     head = [f"diff --git a/{gpath} b/{gpath}\n"]
-    if not text.startswith("--- "):
+    if True:
         if p.operation == "create":
             head += ["new file mode 100644\n", "--- /dev/null\n", f"+++ b/{gpath}\n"]
         elif p.operation == "delete":
             head += ["deleted file mode 100644\n", f"--- a/{gpath}\n", "+++ /dev/null\n"]
         else:
             head += [f"--- a/{gpath}\n", f"+++ b/{gpath}\n"]
-    return "".join(head) + text
+    return "".join(head) + body
 
 
 def _context_events(parsed: ParsedSession, project: str, trace_id: str, blobs: PendingBlobs) -> tuple[list[dict], dict[int, str], dict]:
