@@ -38,12 +38,13 @@ class CaptureReport:
     events: int = 0
     blobs_written: int = 0
     lines_skipped: int = 0
+    anchors: list[dict[str, Any]] = field(default_factory=list)  # per project: anchor search counts
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "captured": self.captured, "unchanged": self.unchanged, "skipped": self.skipped,
             "batches": self.batches, "events": self.events, "blobs_written": self.blobs_written,
-            "lines_skipped": self.lines_skipped,
+            "lines_skipped": self.lines_skipped, "anchors": self.anchors,
         }
 
 
@@ -73,8 +74,9 @@ class _Pending:
 def _project_for(parsed, project_dir: str | None) -> Project:
     if project_dir:
         return resolve_project(project_dir)
-    if parsed.cwd:
+    if parsed.cwd and os.path.isabs(parsed.cwd):
         return resolve_project(parsed.cwd)
+    # no cwd, or a relative one: never resolve it against where capture runs
     return resolve_project("/unknown-project")
 
 
@@ -94,6 +96,7 @@ def capture_paths(
         cursors = bucket.read_state(CURSORS) or {}
         repos = bucket.read_state(REPOS) or {}
         pending = _Pending()
+        known: set[tuple[str, str]] | None = None  # manifest rows, read only if a trace folder is missing
 
         def flush() -> None:
             nonlocal pending
@@ -132,6 +135,17 @@ def capture_paths(
             if tkey in pending.traces:
                 flush()  # the same session twice: let the second see the first
             existing = bucket.trace_events(project.slug, trace_id)
+            if not existing and tkey not in pending.traces:
+                if known is None:
+                    known = {(r["project"], r["trace_id"]) for r in bucket.rows()}
+                if tkey in known:
+                    # its trace folder was deleted: re-project from the batches
+                    # first, so old events are not committed again
+                    from ..maintenance.repair import repair
+
+                    repair(bucket)
+                    known = set()
+                    existing = bucket.trace_events(project.slug, trace_id)
             have = {e["event_id"] for e in existing}
             prior = [e["payload"] for e in existing if e["kind"] == "source.captured"]
             events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, prior)
@@ -152,6 +166,9 @@ def capture_paths(
         bucket.write_state(CURSORS, cursors)
         if repos != (bucket.read_state(REPOS) or {}):
             bucket.write_state(REPOS, repos)
+        from ..anchors import anchor_captured  # after the batches, still under the lock
+
+        report.anchors = anchor_captured(bucket, repos, report.captured)
         if progress:
             progress(len(paths), len(paths))
     return report
