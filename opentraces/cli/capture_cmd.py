@@ -19,8 +19,8 @@ def _paths_for(mod, env: Env, paths: tuple[str, ...], sweep: bool) -> list[Path]
         out += mod.discover(mod.default_root(env.user_home, env.environ))
     for p in paths:
         path = Path(p)
-        if path.is_dir():
-            out += mod.discover(path)
+        if path.is_dir():  # a folder named explicitly: every session file in it
+            out += sorted(p for p in path.rglob("*.jsonl") if p.is_file())
         elif path.exists():
             out.append(path)
         else:
@@ -77,9 +77,16 @@ def _agent_command(name: str) -> click.Command:
                   help="Project folder to attribute the sessions to (default: each session's cwd).")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
-    def cmd(env: Env, paths, sweep, project, as_json):
+    def cmd(env: Env, paths, sweep, project, as_json, hook=False, hook_timeout=None):
+        if hook:  # run by Claude Code: payload on stdin, nothing on stdout, always exit 0
+            from .setup_cmd import hook_cli
+
+            hook_cli(env, hook_timeout)
         _capture(env, [name], paths, sweep, project, as_json)
 
+    if name == "claude-code":  # set up by 'opentraces setup claude-code'
+        click.option("--hook", is_flag=True, help="Run as Claude Code's Stop/SessionEnd hook (payload on stdin).")(cmd)
+        click.option("--hook-timeout", type=float, default=None, hidden=True)(cmd)
     return cmd
 
 

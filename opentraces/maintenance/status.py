@@ -16,6 +16,8 @@ def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any
     bucket.check()
     head = bucket.manifest_head()
     out: dict[str, Any] = {"bucket": str(bucket.root), "exists": bucket.exists()}
+    # failed hooks matter most when nothing was captured yet: count them first
+    out["hook_failures"] = _count_lines(os.path.join(logs_dir, "hook-errors.log")) if logs_dir else 0
     if head is None:
         out.update({"state": "empty" if not bucket.exists() else "unprojected",
                     "traces": 0, "projects": 0, "events": 0, "batches": 0, "digest": None})
@@ -45,8 +47,15 @@ def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any
     if reasons:
         out["state"] = "stale"
         out["reasons"] = reasons
-    out["hook_failures"] = _count_lines(os.path.join(logs_dir, "hook-errors.log")) if logs_dir else 0
+    out["mirror"] = _mirror(bucket, head.get("digest"))
     return out
+
+
+def _mirror(bucket: Bucket, digest: str | None) -> dict[str, Any]:
+    """The Git mirror's state: one ref read and one commit message (constant cost)."""
+    from ..gitmirror.mirror import mirror_state
+
+    return mirror_state(bucket, digest)
 
 
 def _count_lines(path: os.PathLike) -> int:

@@ -1,0 +1,132 @@
+"""``opentraces setup claude-code [--uninstall]`` and the process side of the hook.
+
+The hook itself (``opentraces capture claude-code --hook``) is wired in
+capture_cmd.py; ``hook_cli`` here is its process glue: stdout silenced at the
+file-descriptor level, a hard watchdog, exit 0 whatever happens. The logic
+lives in ``opentraces.capture.hook``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+import click
+
+from ..bucket import Bucket
+from ..setup import claude_settings as cs
+from .output import Env, echo, run
+
+WATCHDOG_GRACE_S = 3.0
+
+
+@click.group()
+def setup() -> None:
+    """Install automatic capture into coding agents."""
+
+
+@setup.command("claude-code")
+@click.option("--uninstall", is_flag=True, help="Remove opentraces' hooks (restores the original file if unchanged).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.pass_obj
+def claude_code_cmd(env: Env, uninstall: bool, as_json: bool) -> None:
+    """Capture every Claude Code session automatically (Stop and SessionEnd hooks)."""
+
+    def go():
+        path = cs.settings_path(env.user_home, env.environ)
+        state = env.home / "setup"
+        if uninstall:
+            res = cs.uninstall(path, state)
+        else:
+            explicit = os.path.abspath(env.bucket) != os.path.abspath(env.home / "bucket")
+            res = cs.install(path, state, cs.hook_command(env.environ, bucket=env.bucket if explicit else None))
+        return res.as_dict(), lambda r: _render(r, res.command), 0
+
+    run("setup.claude-code", as_json, go)
+
+
+_MESSAGES = {
+    "installed": "added the capture hooks (Stop, SessionEnd) to {path}",
+    "updated": "updated the capture hooks (Stop, SessionEnd) in {path}",
+    "unchanged": "the capture hooks are already in {path}; nothing changed",
+    "removed": "removed the capture hooks from {path} (your other changes kept)",
+    "restored": "removed the capture hooks; {path} is back to its original bytes",
+    "deleted": "removed the capture hooks; deleted {path} (it did not exist before setup)",
+    "not-installed": "no opentraces hooks in {path}; nothing changed",
+    "absent": "{path} does not exist; nothing changed",
+}
+
+
+def _render(res: dict, command: str | None) -> None:
+    echo(_MESSAGES.get(res["action"], "{path}: " + res["action"]).format(path=res["settings_path"]))
+    if command and res["action"] in ("installed", "updated", "unchanged"):
+        echo(f"hook     {command}")
+        echo("failures are logged to $OPENTRACES_HOME/logs/hook-errors.log and counted by 'opentraces bucket status'")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(setup)
+
+
+# ---------------------------------------------------------------- the hook
+def hook_cli(env: Env, timeout: float | None) -> None:
+    """Run the Claude Code hook: nothing on stdout, bounded in time, always exit 0."""
+    from ..capture import hook
+
+    deadline = hook.DEFAULT_DEADLINE_S if timeout is None else timeout
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    saved = _silence_stdout()
+    watchdog = threading.Timer(max(deadline, 0) + WATCHDOG_GRACE_S, _hard_exit, args=(env, deadline))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        bucket = Bucket(env.bucket)
+        try:
+            fd = sys.stdin.fileno()
+        except (AttributeError, OSError, ValueError):  # in-process runner: stdin is not a file
+            fd = None
+        if fd is None:
+            hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline)
+        else:
+            hook.hook_main(fd, bucket, env.logs, deadline_s=deadline)
+    except BaseException as exc:  # noqa: BLE001 -- never fail Claude Code, never a traceback
+        hook.log_failure(env.logs, None, f"unexpected {type(exc).__name__}: {exc}")
+    finally:
+        watchdog.cancel()
+        _restore_stdout(saved)
+    sys.exit(0)
+
+
+def _silence_stdout() -> int | None:
+    """Point fd 1 at /dev/null (C-level writes too); returns the saved fd."""
+    try:
+        saved = os.dup(1)
+    except OSError:
+        return None
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    return saved
+
+
+def _restore_stdout(saved: int | None) -> None:
+    if saved is None:
+        return
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
+def _hard_exit(env: Env, deadline: float) -> None:
+    """Last resort when the main thread is stuck where SIGALRM cannot reach (a blocked system call)."""
+    from ..capture import hook
+
+    hook.log_failure(env.logs, None, f"hook killed by its watchdog after {deadline + WATCHDOG_GRACE_S:g}s")
+    os._exit(0)
