@@ -16,11 +16,13 @@ from collections import defaultdict
 from typing import Any
 
 from .. import layout
+from ..batches import GZIP_HEADER
 from ..blobs import addr_from_name, blob_relpath, referenced_blobs
 from ..bucket import Bucket
 from ..encoding import address, gunzip_bytes, GzipError
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
+from ..projections.schema import validate_record
 from ..projections.tracedir import render_trace
 from .scan import scan_batches
 
@@ -55,6 +57,8 @@ def check_blob(bucket: Bucket, rel: str) -> dict[str, str] | None:
     except OSError as exc:
         return _problem("blob_unreadable", rel, str(exc))
     if kind == "context":
+        if data[:10] != GZIP_HEADER:  # header bytes are outside the gzip CRC
+            return _problem("blob_gzip", rel, "corrupt gzip: not the canonical gzip header")
         try:
             data = gunzip_bytes(data)
         except GzipError as exc:
@@ -148,6 +152,10 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
             if disk != data:
                 problems.append(_problem("projection_mismatch", f"{base}/{name}", "differs from a fresh fold of the events"))
         tj = files[layout.TRACE_JSON]
+        if sample is None:  # --full: the fold's output must be what opentraces-schema accepts
+            why = validate_record(orjson.loads(tj))
+            if why:
+                problems.append(_problem("schema_invalid", f"{base}/{layout.TRACE_JSON}", why))
         rows[(project, trace_id)] = manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(events))
     if sample is None and not scan.damaged:
         index = index_mod.build_index([index_mod.entry(b) for b in scan.batches])
@@ -166,6 +174,7 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
         if scan.batches and disk_manifest != want:
             problems.append(_problem("manifest_mismatch" if disk_manifest else "projection_missing", layout.MANIFEST,
                                      "differs from a fresh fold of the events"))
+        problems.extend(_mirror_problems(bucket))
     return {
         "ok": not problems,
         "full": sample is None,
@@ -183,3 +192,29 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
 def _sample_traces(traces: list[tuple[str, str]], n: int) -> set[tuple[str, str]]:
     keyed = sorted(traces, key=lambda t: hashlib.sha256(f"{t[0]}/{t[1]}".encode()).digest())
     return set(keyed[:n])
+
+
+def _mirror_problems(bucket: Bucket) -> list[dict[str, str]]:
+    """The Git mirror's refs against the tips a rebuild from the files would give (writes nothing)."""
+    if not (bucket.root / layout.GIT).exists():
+        return []
+    import gitref
+
+    from ..gitmirror.mirror import PREFIX, update_mirror
+
+    try:
+        expected = update_mirror(bucket, [], [], dry_run=True)["tips"]
+        actual = gitref.list_refs(gitref.open_repo(bucket.root / layout.GIT), PREFIX)
+    except Exception as exc:  # an unreadable mirror is a finding, not a crash
+        return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
+    managed = tuple(PREFIX + f for f in ("events/", "trails/", "blobs/", "bucket"))
+    out = []
+    for name in sorted(set(expected) | {n for n in actual if n.startswith(managed)}):
+        want, have = expected.get(name), actual.get(name)
+        if have is None:
+            out.append(_problem("mirror_missing", name, f"absent; a rebuild from the files gives {want}"))
+        elif want is None:
+            out.append(_problem("mirror_mismatch", name, f"at {have}, but nothing in the files produces this ref"))
+        elif want != have:
+            out.append(_problem("mirror_mismatch", name, f"at {have}, the files give {want}"))
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable
 
-from opentraces_schema import TraceRecord
+from .schema import content_hash, normalize_record
 
 TIER_LINK = {
     "exact_blob_hash": "tool_emitted",
@@ -75,8 +75,7 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     for idx in sorted(steps):
         rec = dict(_latest(steps[idx])["payload"]["record"])
         node = nodes.get(idx)
-        if node is not None:
-            rec["context_node_id"] = node["payload"]["node_id"]
+        rec["context_node_id"] = node["payload"]["node_id"] if node is not None else None
         step_records.append(rec)
 
     tin = sum(s.get("token_usage", {}).get("input_tokens", 0) for s in step_records)
@@ -165,6 +164,6 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
         "context_tree_summary": dict(fp.get("context") or {}),
         "metadata": metadata,
     }
-    model = TraceRecord.model_validate(record)
-    model.content_hash = model.compute_content_hash()
-    return model.model_dump(mode="json")
+    out = normalize_record(record)
+    out["content_hash"] = content_hash(out)
+    return out
