@@ -25,6 +25,10 @@ from .fsio import fsync_dir, tmp_path_for
 
 BATCH_FORMAT = "opentraces.batch.v1"
 NAME_RE = re.compile(r"^(\d{12})-([0-9a-f]{16})\.jsonl\.gz$")
+# The fixed header of our deterministic gzip (no flags, mtime 0, XFL 0, OS 0xff).
+# Its bytes are outside the CRC, so it is compared here: a flipped header byte
+# is a different file (and a different Git object) even though it inflates.
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 class BatchError(ValueError):
@@ -89,6 +93,8 @@ def decode_batch(name: str, data: bytes, *, check_events: bool = True) -> Batch:
     m = NAME_RE.match(name)
     if not m:
         raise BatchError(f"not a batch file name: {name}")
+    if data[:10] != GZIP_HEADER:
+        raise BatchError("corrupt gzip: not the canonical gzip header")
     try:
         raw = gunzip_bytes(data)
     except GzipError as exc:

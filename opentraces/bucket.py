@@ -30,7 +30,9 @@ from .projections import index as index_mod
 from .projections import manifest as manifest_mod
 from .projections.tracedir import read_trace_events, write_trace
 
-_MARKERS = ("events", "traces", "blobs", "manifest.json", layout.STATE, layout.GIT)
+# Paths only an opentraces bucket has (a bare "events/" or ".git" is too common:
+# a project checkout or an analytics folder must not be taken for a bucket).
+_MARKERS = (layout.EVENTS, layout.TRACES, layout.BLOBS, layout.STATE)
 
 
 @dataclass
@@ -62,11 +64,16 @@ class Bucket:
             return
         if not self.root.is_dir():
             raise RefusedError(f"{self.root} is not a folder", "pass --bucket with a bucket folder")
+        ours = any((self.root / m).exists() for m in _MARKERS)
         manifest = self.root / layout.MANIFEST
         if manifest.is_file():
-            manifest_mod.read_head(manifest)  # raises on reference/unknown schema
-        names = set(os.listdir(self.root))
-        if names and not names & set(_MARKERS):
+            try:
+                manifest_mod.read_head(manifest)  # raises on a reference-implementation bucket
+                ours = True
+            except CorruptionError:
+                pass  # damaged: ours only if the markers say so (then repair rewrites it)
+        names = set(os.listdir(self.root)) - {layout.GIT}
+        if names and not ours:
             raise RefusedError(
                 f"{self.root} is not an opentraces bucket (it holds other files)",
                 "pass --bucket with an empty folder or an existing bucket",
@@ -83,7 +90,8 @@ class Bucket:
     def writer_id(self) -> str:
         """This bucket copy's writer id; a copied bucket gets a fresh one."""
         path = self.state_dir / "writer.json"
-        here = {"bucket": str(self.root), "host": socket.gethostname()}
+        # the root as text JSON can hold (a path with undecodable bytes is escaped)
+        here = {"bucket": os.fsencode(self.root).decode("utf-8", "backslashreplace"), "host": socket.gethostname()}
         try:
             doc = loads(path.read_bytes())
             if doc.get("bucket") == here["bucket"] and doc.get("host") == here["host"]:
@@ -192,6 +200,14 @@ class Bucket:
         known = {e["name"] for e in index["batches"]}
         missing = [n for n in names if n not in known]
         if not missing:
+            if index["batch_count"] and not self._manifest_matches(index):
+                # a crash between index.json and manifest.json (or a deleted
+                # manifest): rows of the last batch are missing; re-project
+                from .maintenance.repair import repair
+
+                repair(self)
+            elif self.mirror and index["batch_count"]:
+                self._catch_up_mirror()
             return 0
         batches = []
         for n in missing:
@@ -201,6 +217,22 @@ class Bucket:
                 raise CorruptionError(f"batch {n} is damaged ({exc})", "run 'opentraces bucket verify --full'") from None
         self._project_batches(batches, index)
         return len(missing)
+
+    def _catch_up_mirror(self) -> None:
+        """Rebuild the Git mirror if a crash left it behind the manifest."""
+        from .gitmirror.mirror import mirror_state
+
+        head = self.manifest_head() or {}
+        if mirror_state(self, head.get("digest"))["state"] != "current":
+            self.update_mirror([], [], full=True)
+
+    def _manifest_matches(self, index: dict[str, Any]) -> bool:
+        """Whether manifest.json was written for exactly this index (head read only)."""
+        try:
+            head = self.manifest_head()
+        except CorruptionError:
+            return False
+        return bool(head) and (head.get("summary") or {}).get("batches") == index_mod.summary(index)
 
     def _project_batches(self, batches: list[Batch], index: dict[str, Any]) -> list[tuple[str, str]]:
         by_trace: dict[tuple[str, str], list[dict]] = defaultdict(list)

@@ -112,6 +112,12 @@ def capture_paths(
                 progress(i, len(paths))
             key = os.path.abspath(path)
             try:
+                key.encode("utf-8")
+            except UnicodeEncodeError:  # undecodable bytes in the name: JSON and events cannot hold it
+                shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+                report.skipped.append({"path": shown, "reason": "the file name is not valid UTF-8; rename the file to capture it"})
+                continue
+            try:
                 st = os.stat(path)
                 cur = cursors.get(key)
                 if (cur and cur.get("size") == st.st_size and cur.get("mtime_ns") == st.st_mtime_ns

@@ -38,7 +38,28 @@ class Env:
 
 
 def emit_json(doc: dict[str, Any]) -> None:
-    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode() + "\n")
+    try:
+        data = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # a path with undecodable bytes (surrogates): show them escaped
+        data = orjson.dumps(_printable(doc), option=orjson.OPT_SORT_KEYS)
+    sys.stdout.write(data.decode() + "\n")
+
+
+def _printable(obj: Any) -> Any:
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+            return obj
+        except UnicodeEncodeError:
+            try:
+                return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                return obj.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(obj, dict):
+        return {_printable(k): _printable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_printable(v) for v in obj]
+    return obj
 
 
 def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Callable[[dict], None] | None, int]]) -> None:
@@ -73,9 +94,9 @@ def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Call
 def _fail(schema: str, as_json: bool, message: str, code: int) -> None:
     if as_json:
         emit_json({"status": "error", "schema_version": schema, "error": message, "exit_code": code})
-    click.echo(f"error: {message}", err=True)
+    click.echo(_printable(f"error: {message}"), err=True)
     sys.exit(code)
 
 
 def echo(text: str = "") -> None:
-    click.echo(text)
+    click.echo(_printable(text))

@@ -13,6 +13,7 @@ import orjson
 
 from .. import layout
 from ..bucket import Bucket
+from ..errors import CorruptionError
 from ..fsio import atomic_write, write_if_changed
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
@@ -35,6 +36,12 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
         raise ValueError(substrate)
     want = _FILES[substrate]
     scan = scan_batches(bucket)
+    if scan.damaged:
+        # the trace folders may hold the only readable copy of a damaged batch's
+        # events: re-projecting without them would destroy it, so refuse
+        names = ", ".join(n for n, _ in scan.damaged)
+        raise CorruptionError(f"damaged batches ({names}); nothing was rewritten",
+                              "run 'opentraces bucket verify --full'")
     written = 0
     rows = []
     traces = sorted(scan.by_trace)

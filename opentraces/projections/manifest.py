@@ -120,6 +120,8 @@ def read_head(path: Path) -> dict[str, Any] | None:
                     doc = orjson.loads(head)
                 except orjson.JSONDecodeError:
                     break
+                if not isinstance(doc, dict) or "schema_version" not in doc:
+                    break  # keys not in our sorted order (e.g. a foreign manifest): read it whole
                 check_schema(doc, path)
                 return doc
             if not chunk:
