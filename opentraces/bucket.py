@@ -249,7 +249,7 @@ class Bucket:
                 project, trace_id, orjson.loads(trace_json), trace_json, len(merged))
         entries = index["batches"] + [index_mod.entry(b) for b in batches]
         new_index = index_mod.build_index(entries)
-        atomic_write(self.root / layout.INDEX, index_mod.encode(new_index))
+        atomic_write(self.root / layout.INDEX, index_mod.encode(new_index), sync=False)
         current = self.manifest()
         old_rows = {(r["project"], r["trace_id"]): r for r in (current["traces"] if current else [])}
         old_rows.update(rows)
@@ -271,4 +271,4 @@ class Bucket:
 
     def write_manifest(self, rows: Iterable[dict[str, Any]], index: dict[str, Any]) -> bool:
         doc = manifest_mod.build_manifest(list(rows), index_mod.summary(index))
-        return write_if_changed(self.root / layout.MANIFEST, manifest_mod.encode(doc))
+        return write_if_changed(self.root / layout.MANIFEST, manifest_mod.encode(doc), sync=False)

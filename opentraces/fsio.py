@@ -1,5 +1,10 @@
 """Durable file writes: temp file in the same folder, fsync, rename, fsync dir.
 
+Canonical files (batches, blobs) are always fsynced. Projections are written
+with ``sync=False``: still atomic against a process crash (the rename shows
+the old or the new file), and after a power loss ``catch_up``/``repair``
+regenerate them from canonical state, so paying an fsync each is not needed.
+
 Temp files are named ``.<name>.<random>.tmp`` so ``bucket prune`` can find
 the ones a crash left behind.
 """

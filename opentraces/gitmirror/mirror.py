@@ -27,7 +27,7 @@ from .. import layout
 from ..blobs import blob_relpath, referenced_blobs, read_raw
 from ..bucket import Bucket
 from ..events import sort_key
-from .trail import epoch, extend_chain, trail_events, trail_ref
+from .trail import build_chain, epoch, extend_chain, tip_position, trail_events, trail_ref
 
 PREFIX = "refs/opentraces/v1/"
 BUCKET_REF = PREFIX + "bucket"
@@ -45,8 +45,8 @@ def blobs_ref(project: str, trace_id: str) -> str:
 
 def open_mirror(bucket: Bucket, create: bool = True) -> pygit2.Repository | None:
     path = bucket.root / layout.GIT
-    if not path.exists() and not create:
-        return None
+    if not create:  # never initialise anything (a dry run, a read)
+        return gitref.open_repo(path) if path.exists() else None
     return gitref.open_or_init_bare(path)
 
 
@@ -142,26 +142,53 @@ def _raw_reader(bucket: Bucket, project: str):
 
 def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str,
                new_events: list[dict[str, Any]], full: bool) -> pygit2.Oid | None:
-    """New tip of the project's trail ref (appends when the new events sort last)."""
+    """New tip of the project's trail ref: the chain is kept up to the first new event and rebuilt
+    from there (an append when the new events sort last); ``full`` builds it from the events alone."""
     current = gitref.get_ref(repo, trail_ref(project))
     new = trail_events(new_events)
     if not new and not full:
         return current
     raw = _raw_reader(bucket, project)
-    if current is not None and not full:
-        from .trail import build_chain, tip_position
-
-        seq, last_id = tip_position(repo, current)
-        last = _tip_event(repo, current, seq)
-        if last is not None and last["event_id"] == last_id:
-            fresh = [e for e in new if sort_key(e) > sort_key(last)]
-            if len(fresh) == len(new):  # every new event sorts after the chain: append
-                return build_chain(w, fresh, raw, parent=current, start_seq=seq + 1)
+    if full:  # from the canonical events alone: the current ref is what is being checked or repaired
+        return build_chain(w, new, raw)
+    if current is not None:
+        back = _rewind(repo, current, sort_key(new[0]))
+        if back is not None:  # keep the chain up to the first new event, rebuild only what follows it
+            parent, seq, suffix = back
+            return build_chain(w, trail_events(suffix + new), raw, parent=parent, start_seq=seq + 1)
     events: list[dict[str, Any]] = []
     for row in bucket.rows():
         if row["project"] == project:
             events.extend(e for e in bucket.trace_events(project, row["trace_id"]) if e["kind"].startswith("trail."))
     return extend_chain(w, repo, current, trail_events(events), raw)
+
+
+def _rewind(repo: pygit2.Repository, tip: pygit2.Oid,
+            first: tuple) -> tuple[pygit2.Oid | None, int, list[dict[str, Any]]] | None:
+    """Walk the chain back from ``tip`` to the last commit whose event sorts before ``first``.
+
+    Returns (that commit or None, its seq or 0, the events of the commits after
+    it, oldest first), reading them from the commits themselves, so the cost is
+    that of the part that changes (nothing for an append). None when a commit on
+    the way is not the trail commit its position requires (the caller then
+    rebuilds from the bucket's files).
+    """
+    suffix: list[dict[str, Any]] = []
+    oid: pygit2.Oid | None = tip
+    expect = None
+    while oid is not None:
+        seq, event_id = tip_position(repo, oid)
+        ev = _tip_event(repo, oid, seq) if seq else None
+        if ev is None or ev.get("event_id") != event_id or (expect is not None and seq != expect):
+            return None
+        if sort_key(ev) < first:
+            return oid, seq, suffix[::-1]
+        suffix.append(ev)
+        parents = repo[oid].parent_ids
+        if len(parents) != (0 if seq == 1 else 1):
+            return None
+        oid, expect = (parents[0] if parents else None), seq - 1
+    return None, 0, suffix[::-1]
 
 
 def _tip_event(repo: pygit2.Repository, tip: pygit2.Oid, seq: int) -> dict[str, Any] | None:
@@ -179,8 +206,12 @@ def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, proje
     name = blobs_ref(project, trace_id)
     current = None if full else gitref.get_ref(repo, name)
     changes: dict[str, Any] = {}
+    time = 0  # the latest event that cites a blob: anchors and the like do not move this ref
     for ev in events:
-        for kind, addr in referenced_blobs(ev):
+        cited = referenced_blobs(ev)
+        if cited:
+            time = max(time, epoch(ev["time"]))
+        for kind, addr in cited:
             rel = blob_relpath(project, kind, addr)
             if rel in changes:
                 continue
@@ -188,25 +219,39 @@ def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, proje
                 changes[rel] = (bucket.root / rel).read_bytes()
             except FileNotFoundError:
                 continue  # not fetched here (lazy): the remote keeps it
-    time = max((epoch(e["time"]) for e in events), default=0)
     base = None
     if current is not None:
         base = repo[current].peel(pygit2.Tree).id
         time = max(time, repo[current].commit_time)
-        if not changes:
+        if not changes and time == repo[current].commit_time:
             return current
     tree = update_tree(w, repo, base, changes)
     msg = f"blobs of trace {trace_id}\n\nProject: {project}\nTrace: {trace_id}\n"
     return w.commit(tree, [], msg, time)
 
 
-def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], *, full: bool = False) -> dict[str, Any]:
+def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], *, full: bool = False,
+                  dry_run: bool = False) -> dict[str, Any]:
     """Bring the mirror up to date after ``batches`` touched ``traces``.
 
-    ``full``: rebuild every ref from the files (``bucket repair``).
+    ``full``: rebuild every ref from the files (``bucket repair``). An
+    incremental update that finds the mirror behind (a failed update, a
+    bucket copied without ``.git``) is done as a full one.
+    ``dry_run``: compute the tips a full rebuild would set and return them as
+    ``{"tips": {ref: oid}}``; nothing is written (no ``.git`` created, no
+    pack, no ref). ``bucket verify --full`` compares them with the refs.
     """
-    repo = open_mirror(bucket)
+    repo = open_mirror(bucket, create=not dry_run)
+    if repo is None:
+        return {"tips": {}}
+    full = full or dry_run
     w = ObjectWriter(repo)
+    index = bucket.index() or {"batch_count": 0}
+    current = gitref.get_ref(repo, BUCKET_REF)
+    if not full:
+        recorded = int(_fields(repo[current].message).get("Batches", -1)) if current is not None else 0
+        if recorded + len(batches) != index["batch_count"]:
+            full = True  # the mirror missed batches: every ref may be behind, not only these traces'
     if full:
         from ..maintenance.scan import scan_batches
 
@@ -226,15 +271,12 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
         tips[trail_ref(project)] = _trail_tip(w, repo, bucket, project, evs, full)
     for (project, trace_id), evs in sorted(by_trace.items()):
         tips[blobs_ref(project, trace_id)] = _blob_commit(w, repo, bucket, project, trace_id, evs, full)
+        if dry_run:  # nothing later refers to these objects: keep memory to one trace's blobs
+            w.discard()
     # the bucket ref, last: it names the manifest the other refs back
-    current = gitref.get_ref(repo, BUCKET_REF)
-    index = bucket.index() or {"batch_count": 0}
-    if current is not None and not full:
-        recorded = int(_fields(repo[current].message).get("Batches", -1))
-        if recorded + len(batches) != index["batch_count"]:
-            current = None  # the mirror missed an update: rebuild the bucket tree
     if full or current is None:
-        tree = w.tree(gitref.trees.nest_paths(_full_bucket_files(bucket))) if _full_bucket_files(bucket) else w.tree({})
+        files = _full_bucket_files(bucket)
+        tree = w.tree(gitref.trees.nest_paths(files)) if files else w.tree({})
         time = max((epoch(e["time"]) for es in by_trace.values() for e in es), default=0)
     else:
         tree = update_tree(w, repo, repo[current].peel(pygit2.Tree).id,
@@ -244,6 +286,9 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     msg = (f"opentraces bucket ({(head.get('summary') or {}).get('trace_count', 0)} traces)\n\n"
            f"Manifest-Digest: {head.get('digest')}\nBatches: {index['batch_count']}\n")
     tips[BUCKET_REF] = w.commit(tree, [], msg, time)
+    if dry_run:
+        w.discard()
+        return {"tips": {name: tip for name, tip in sorted(tips.items()) if tip is not None}}
     w.flush()
     changed = [name for name, tip in sorted(tips.items()) if _set(repo, name, tip)]
     if gitref.pack_count(repo) > MAX_PACKS:
@@ -263,5 +308,8 @@ def mirror_state(bucket: Bucket, digest: str | None) -> dict[str, Any]:
         return {"state": "damaged", "detail": str(exc)}
     if tip is None:
         return {"state": "absent"}
-    recorded = _fields(repo[tip].message).get("Manifest-Digest")
+    try:
+        recorded = _fields(repo[tip].message).get("Manifest-Digest")
+    except (KeyError, ValueError, AttributeError) as exc:  # the ref names a missing or non-commit object
+        return {"state": "damaged", "detail": f"{BUCKET_REF} -> {tip}: {exc}"}
     return {"state": "current" if recorded == digest else "behind", "commit": str(tip)}

@@ -53,7 +53,7 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
         base = bucket.root / layout.trace_dir(project, trace_id)
         for name, data in files.items():
             if name != layout.TRACE_JSON and want(name):
-                written += write_if_changed(base / name, data)
+                written += write_if_changed(base / name, data, sync=False)
         if want(layout.HISTORY + "/"):
             hist = base / layout.HISTORY
             keep = {n.split("/", 1)[1] for n in files if n.startswith(layout.HISTORY + "/")}
@@ -63,13 +63,13 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
                         os.unlink(hist / name)
                         written += 1
         if want(layout.TRACE_JSON):
-            written += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON])
+            written += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON], sync=False)
         tj = files[layout.TRACE_JSON]
         rows.append(manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(events)))
     index = index_mod.build_index([index_mod.entry(b) for b in scan.batches])
     index_written = manifest_written = False
     if substrate in ("all", "trail"):
-        index_written = write_if_changed(bucket.root / layout.INDEX, index_mod.encode(index))
+        index_written = write_if_changed(bucket.root / layout.INDEX, index_mod.encode(index), sync=False)
     if substrate in ("all", "traces"):
         manifest_written = bucket.write_manifest(rows, index)
     mirror = None

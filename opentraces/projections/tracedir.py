@@ -60,7 +60,7 @@ def write_trace(root: Path, project: str, trace_id: str, events: list[dict[str, 
     changed = 0
     for name, data in files.items():
         if name != layout.TRACE_JSON:
-            changed += write_if_changed(base / name, data)
+            changed += write_if_changed(base / name, data, sync=False)
     hist = base / layout.HISTORY
     if hist.is_dir():
         keep = {n.split("/", 1)[1] for n in files if n.startswith(layout.HISTORY + "/")}
@@ -68,5 +68,5 @@ def write_trace(root: Path, project: str, trace_id: str, events: list[dict[str, 
             if name not in keep:
                 os.unlink(hist / name)
                 changed += 1
-    changed += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON])
+    changed += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON], sync=False)
     return changed, files[layout.TRACE_JSON]
