@@ -27,7 +27,7 @@ from .. import layout
 from ..blobs import blob_relpath, referenced_blobs, read_raw
 from ..bucket import Bucket
 from ..events import sort_key
-from .trail import build_chain, epoch, extend_chain, tip_position, trail_events, trail_ref
+from .trail import reusable_objects, build_chain, epoch, extend_chain, tip_position, trail_events, trail_ref
 
 PREFIX = "refs/opentraces/v1/"
 BUCKET_REF = PREFIX + "bucket"
@@ -154,8 +154,8 @@ def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project
     if current is not None:
         back = _rewind(repo, current, sort_key(new[0]))
         if back is not None:  # keep the chain up to the first new event, rebuild only what follows it
-            parent, seq, suffix = back
-            return build_chain(w, trail_events(suffix + new), raw, parent=parent, start_seq=seq + 1)
+            parent, seq, suffix, reuse = back
+            return build_chain(w, trail_events(suffix + new), raw, parent=parent, start_seq=seq + 1, reuse=reuse)
     events: list[dict[str, Any]] = []
     for row in bucket.rows():
         if row["project"] == project:
@@ -164,7 +164,7 @@ def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project
 
 
 def _rewind(repo: pygit2.Repository, tip: pygit2.Oid,
-            first: tuple) -> tuple[pygit2.Oid | None, int, list[dict[str, Any]]] | None:
+            first: tuple) -> tuple[pygit2.Oid | None, int, list[dict[str, Any]], dict[str, Any]] | None:
     """Walk the chain back from ``tip`` to the last commit whose event sorts before ``first``.
 
     Returns (that commit or None, its seq or 0, the events of the commits after
@@ -174,6 +174,7 @@ def _rewind(repo: pygit2.Repository, tip: pygit2.Oid,
     rebuilds from the bucket's files).
     """
     suffix: list[dict[str, Any]] = []
+    reuse: dict[str, dict[str, Any]] = {}
     oid: pygit2.Oid | None = tip
     expect = None
     while oid is not None:
@@ -182,13 +183,16 @@ def _rewind(repo: pygit2.Repository, tip: pygit2.Oid,
         if ev is None or ev.get("event_id") != event_id or (expect is not None and seq != expect):
             return None
         if sort_key(ev) < first:
-            return oid, seq, suffix[::-1]
+            return oid, seq, suffix[::-1], reuse
         suffix.append(ev)
+        objs = reusable_objects(repo, oid, ev)
+        if objs is not None:
+            reuse[ev["event_id"]] = objs
         parents = repo[oid].parent_ids
         if len(parents) != (0 if seq == 1 else 1):
             return None
         oid, expect = (parents[0] if parents else None), seq - 1
-    return None, 0, suffix[::-1]
+    return None, 0, suffix[::-1], reuse
 
 
 def _tip_event(repo: pygit2.Repository, tip: pygit2.Oid, seq: int) -> dict[str, Any] | None:

@@ -78,12 +78,18 @@ def _snapshot(path: str, content: bytes | None) -> dict[str, Any]:
     return root
 
 
-def _tree_for(w: ObjectWriter, seq: int, ev: dict[str, Any], raw: Callable[[str], bytes]) -> pygit2.Oid:
+def _tree_for(w: ObjectWriter, seq: int, ev: dict[str, Any], raw: Callable[[str], bytes],
+              reuse: dict[str, Any] | None = None) -> pygit2.Oid:
     name = f"{seq:012d}"
     entries: dict[str, Any] = {"events": {f"{name}.json": pretty_json(ev)}}
     p = ev["payload"]
     if ev["kind"] == "trail.patch":
         short = p["patch_id"][7:19]
+        if reuse:  # the same event's objects from the chain being rebuilt: no re-read, no re-hash
+            entries["patches"] = {f"{name}-{short}.diff": reuse["diff"]}
+            if reuse.get("snapshots") is not None:
+                entries["snapshots"] = {short: reuse["snapshots"]}
+            return w.tree(entries)
         entries["patches"] = {f"{name}-{short}.diff": p.get("diff", "").encode()}
         path = p["path"].lstrip("/")
         before_ok = p.get("before_known", True) and (p.get("before") or p.get("operation") == "create")
@@ -105,14 +111,36 @@ def build_chain(
     *,
     parent: pygit2.Oid | None = None,
     start_seq: int = 1,
+    reuse: dict[str, dict[str, Any]] | None = None,
 ) -> pygit2.Oid | None:
-    """Stage the commits for ``events`` (already in canonical order) on ``parent``."""
+    """Stage the commits for ``events`` (already in canonical order) on ``parent``.
+
+    ``reuse`` maps event ids to objects of an earlier commit of the same event
+    (``diff`` blob id, ``snapshots`` tree id) that are already in the repository."""
     tip = parent
+    reuse = reuse or {}
     for i, ev in enumerate(events):
         seq = start_seq + i
-        tree = _tree_for(w, seq, ev, raw)
+        tree = _tree_for(w, seq, ev, raw, reuse.get(ev["event_id"]))
         tip = w.commit(tree, [tip] if tip is not None else [], _message(seq, ev), epoch(ev["time"]))
     return tip
+
+
+def reusable_objects(repo: pygit2.Repository, commit: pygit2.Oid, ev: dict[str, Any]) -> dict[str, Any] | None:
+    """The diff blob and snapshot tree of a trail.patch commit, for ``build_chain(reuse=...)``."""
+    if ev["kind"] != "trail.patch":
+        return None
+    short = ev["payload"]["patch_id"][7:19]
+    tree = repo[commit].peel(pygit2.Tree)
+    try:
+        diff = next(e.id for e in repo[tree["patches"].id] if e.name.endswith(f"-{short}.diff"))
+    except (KeyError, StopIteration):
+        return None
+    try:
+        snaps = repo[tree["snapshots"].id].peel(pygit2.Tree)[short].id
+    except KeyError:
+        snaps = None
+    return {"diff": diff, "snapshots": snaps}
 
 
 def tip_position(repo: pygit2.Repository, tip: pygit2.Oid | None) -> tuple[int, str | None]:
