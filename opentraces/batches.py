@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import orjson
 
-from .encoding import address, canonical_json, gunzip_bytes, gzip_chunks, GzipError
+from .encoding import GZIP_HEADER, address, canonical_json, gunzip_bytes, gzip_chunks, GzipError
 from .events import EventError, check_event
 from .fsio import fsync_dir, tmp_path_for
 
@@ -28,7 +28,6 @@ NAME_RE = re.compile(r"^(\d{12})-([0-9a-f]{16})\.jsonl\.gz$")
 # The fixed header of our deterministic gzip (no flags, mtime 0, XFL 0, OS 0xff).
 # Its bytes are outside the CRC, so it is compared here: a flipped header byte
 # is a different file (and a different Git object) even though it inflates.
-GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 class BatchError(ValueError):

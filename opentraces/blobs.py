@@ -97,9 +97,8 @@ def referenced_blobs(ev: dict[str, Any]) -> list[tuple[str, str]]:
     elif kind == "trail.patch":
         out += [(RAW, p[k]) for k in ("before", "after") if p.get(k)]
     elif kind == "context.node":
-        out += [(CONTEXT, a) for a in p.get("messages", [])]
-        if p.get("leaf"):
-            out.append((CONTEXT, p["leaf"]))
+        if p.get("pack"):
+            out.append((CONTEXT, p["pack"]))
         out += [(CONTEXT, a) for a in (p.get("layers") or {}).values()]
     elif kind == "context.layer" and p.get("blob"):
         out.append((CONTEXT, p["blob"]))

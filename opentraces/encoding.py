@@ -2,7 +2,7 @@
 
 One scheme everywhere (DESIGN.md §3): canonical JSON is orjson with sorted
 keys and compact separators; hashes are SHA-256 over the uncompressed bytes,
-written ``sha256:<hex>``; gzip is zlib level 6 in a gzip wrapper with mtime 0
+written ``sha256:<hex>``; gzip is zlib level 1 in a gzip wrapper with mtime 0
 and OS byte 0xff, so equal content is equal bytes on every machine.
 """
 
@@ -14,7 +14,9 @@ from typing import Any, Iterable
 
 import orjson
 
-GZIP_LEVEL = 6
+# Level 1: ~3x faster than 6 on session JSON for ~25% more bytes; gzip
+# dominated capture time at 6. Fixed, so equal content is equal bytes.
+GZIP_LEVEL = 1
 _OPT_CANON = orjson.OPT_SORT_KEYS
 _OPT_PRETTY = orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2
 
@@ -53,7 +55,7 @@ def hex_of(addr: str) -> str:
 
 
 def gzip_bytes(data: bytes) -> bytes:
-    """Deterministic gzip: level 6, mtime 0, OS byte 0xff."""
+    """Deterministic gzip: level GZIP_LEVEL, mtime 0, OS byte 0xff."""
     comp = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31)
     out = bytearray(comp.compress(data))
     out += comp.flush()
@@ -70,6 +72,9 @@ def gzip_chunks(chunks: Iterable[bytes]) -> bytes:
     out += comp.flush()
     out[9] = 0xFF
     return bytes(out)
+
+
+GZIP_HEADER = gzip_bytes(b"")[:10]  # magic, deflate, no flags, mtime 0, XFL, OS 0xff
 
 
 class GzipError(ValueError):

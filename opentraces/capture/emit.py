@@ -19,6 +19,8 @@ from .session import ParsedSession, PatchRecord
 
 CHUNK_SIZE = 8 * 1024 * 1024  # raw source chunks stay far below Git host object limits
 MESSAGE_FORMAT = "opentraces.context.message.v1"
+PACK_FORMAT = "opentraces.context.pack.v1"
+LAYER_FORMAT = "opentraces.context.layer.v1"
 
 
 def _source_start(data: bytes, prior: list[dict[str, Any]]) -> int:
@@ -86,64 +88,80 @@ def patch_diff(p: PatchRecord, rel: str) -> str:
     return "".join(head) + body
 
 
-def _context_events(parsed: ParsedSession, project: str, trace_id: str, blobs: PendingBlobs) -> tuple[list[dict], dict[int, str], dict]:
-    """context.layer + context.node events; returns (events, step->node id, summary)."""
+def _context_events(parsed: ParsedSession, project: str, trace_id: str, blobs: PendingBlobs,
+                    prior: list[dict[str, Any]]) -> tuple[list[dict], dict]:
+    """context.layer + context.node events for the steps not recorded yet.
+
+    Every message the model saw gets an id ``mid`` = sha256 of its canonical
+    JSON, which names its parent's ``mid`` (a Merkle chain, so a node's id
+    pins its whole history). The messages first seen in this capture are
+    stored together in ONE context blob, a pack (``opentraces.context.pack.v1``),
+    not one file each: each message is stored once, and a capture writes one
+    context file per session however long it is. A node event lists the
+    messages it makes reachable first, as ``[mid, index in its pack]``.
+    """
     events: list[dict] = []
     layer_ids: dict[str, str] = {}
     for ltype in sorted(parsed.layers):
-        blob = blobs.add_context(project, {"format": "opentraces.context.layer.v1", "layer_type": ltype, "content": parsed.layers[ltype]})
+        blob = blobs.add_context(project, {"format": LAYER_FORMAT, "layer_type": ltype, "content": parsed.layers[ltype]})
         layer_ids[ltype] = blob
         events.append(make_event("context.layer", project, trace_id, None, parsed.started_at, {"layer_type": ltype, "blob": blob}))
+    stored: set[str] = set()
+    known: set[tuple[int, str]] = set()
+    for ev in prior:
+        if ev["kind"] == "context.node":
+            stored.update(m for m, _ in ev["payload"].get("messages", []))
+            known.add((ev["step"], ev["payload"]["node_id"]))
     by_uuid = {m.uuid: m for m in parsed.messages}
-    blob_of: dict[str, str] = {}  # message uuid -> blob address (Merkle chain over parents)
-    listed: set[str] = set()  # blobs already cited by an earlier node of this trace
-    node_of_step: dict[int, str] = {}
-    nodes = 0
+    mid_of: dict[str, str] = {}  # message uuid -> mid
+    obj_of: dict[str, dict] = {}  # mid -> message object
 
-    def blob_for(uuid: str) -> str | None:
-        if uuid in blob_of:
-            return blob_of[uuid]
+    def mid_for(uuid: str) -> str:
         chain = []
         cur: str | None = uuid
         seen = set()
-        while cur is not None and cur in by_uuid and cur not in blob_of and cur not in seen:
+        while cur is not None and cur in by_uuid and cur not in mid_of and cur not in seen:
             seen.add(cur)
             chain.append(by_uuid[cur])
             cur = None if by_uuid[cur].kind == "compaction_summary" else by_uuid[cur].parent
-        parent_blob = blob_of.get(cur) if cur is not None else None
+        parent = mid_of.get(cur) if cur is not None else None
         for m in reversed(chain):
-            blob_of[m.uuid] = blobs.add_context(project, {
-                "format": MESSAGE_FORMAT, "uuid": m.uuid, "role": m.role, "kind": m.kind,
-                "time": m.time, "sidechain": m.sidechain, "content": m.content, "parent": parent_blob,
-            })
-            parent_blob = blob_of[m.uuid]
-        return blob_of.get(uuid)
+            obj = {"format": MESSAGE_FORMAT, "uuid": m.uuid, "role": m.role, "kind": m.kind, "time": m.time,
+                   "sidechain": m.sidechain, "content": m.content, "parent": parent}
+            parent = address(canonical_json(obj))
+            mid_of[m.uuid] = parent
+            obj_of[parent] = obj
+        return mid_of[uuid]
 
+    pack: list[dict] = []
+    index_in_pack: dict[str, int] = {}
+    pending: list[tuple[Any, dict]] = []
+    nodes = 0
     for st in parsed.steps:
         if not st.context_leaf or st.context_leaf not in by_uuid:
             continue
-        leaf = blob_for(st.context_leaf)
-        # blobs this node makes reachable for the first time, oldest first
-        new: list[str] = []
-        cur = st.context_leaf
-        seen = set()
-        while cur is not None and cur in blob_of and blob_of[cur] not in listed and cur not in seen:
-            seen.add(cur)
-            new.append(blob_of[cur])
-            m = by_uuid[cur]
-            cur = None if m.kind == "compaction_summary" else m.parent
-        new.reverse()
-        listed.update(new)
-        leaf_msg = by_uuid[st.context_leaf]
-        branch = "sidechain" if leaf_msg.sidechain else "main"
-        node_id = address(canonical_json({"leaf": leaf, "layers": layer_ids}))
-        node_of_step[st.index] = node_id
+        leaf = mid_for(st.context_leaf)
         nodes += 1
-        events.append(make_event("context.node", project, trace_id, st.index, st.time, {
-            "node_id": node_id, "leaf": leaf, "messages": new, "layers": layer_ids, "branch": branch,
-        }))
-    summary = {"node_count": nodes, "message_count": len(blob_of), "layer_count": len(layer_ids)}
-    return events, node_of_step, summary
+        node_id = address(canonical_json({"leaf": leaf, "layers": layer_ids}))
+        if (st.index, node_id) in known:
+            continue
+        new: list[str] = []
+        cur: str | None = leaf
+        while cur is not None and cur not in stored and cur not in index_in_pack and cur in obj_of:
+            new.append(cur)
+            cur = obj_of[cur]["parent"]
+        for mid in reversed(new):
+            index_in_pack[mid] = len(pack)
+            pack.append(obj_of[mid])
+        branch = "sidechain" if by_uuid[st.context_leaf].sidechain else "main"
+        pending.append((st, {"node_id": node_id, "leaf": leaf, "layers": layer_ids, "branch": branch,
+                             "messages": [[mid, index_in_pack[mid]] for mid in reversed(new)]}))
+    pack_addr = blobs.add_context(project, {"format": PACK_FORMAT, "messages": pack}) if pack else None
+    for st, payload in pending:
+        payload["pack"] = pack_addr if payload["messages"] else None
+        events.append(make_event("context.node", project, trace_id, st.index, st.time, payload))
+    summary = {"node_count": nodes, "message_count": len(mid_of), "layer_count": len(layer_ids)}
+    return events, summary
 
 
 def _project_path(path: str, root: str, cwd: str | None) -> str:
@@ -160,16 +178,19 @@ def _project_path(path: str, root: str, cwd: str | None) -> str:
 
 def session_events(
     parsed: ParsedSession, data: bytes, name: str, project: Project, trace_id: str,
-    prior_sources: list[dict[str, Any]],
+    prior: list[dict[str, Any]],
 ) -> tuple[list[dict], PendingBlobs]:
-    """Every event this session yields (the caller drops those already stored)."""
+    """Every event this session yields, given the trace's ``prior`` events
+    (the caller drops those already stored)."""
     blobs = PendingBlobs()
     slug = project.slug
+    prior_sources = [e["payload"] for e in prior if e["kind"] == "source.captured"]
+    prior_context = [e for e in prior if e["kind"] == "context.node"]
     events = source_events(parsed.agent, name, data, slug, trace_id, parsed.ended_at, prior_sources, blobs)
     events.append(make_event("trace.started", slug, trace_id, None, parsed.started_at, {
         "agent": parsed.agent, "session_id": parsed.session_id,
     }))
-    ctx_events, _, ctx_summary = _context_events(parsed, slug, trace_id, blobs)
+    ctx_events, ctx_summary = _context_events(parsed, slug, trace_id, blobs, prior_context)
     for st in parsed.steps:
         events.append(make_event("trace.step", slug, trace_id, st.index, st.time, {"record": st.record, "rev": st.rev}))
     events.extend(ctx_events)

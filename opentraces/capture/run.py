@@ -153,8 +153,7 @@ def capture_paths(
                     known = set()
                     existing = bucket.trace_events(project.slug, trace_id)
             have = {e["event_id"] for e in existing}
-            prior = [e["payload"] for e in existing if e["kind"] == "source.captured"]
-            events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, prior)
+            events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, existing)
             new = [e for e in events if e["event_id"] not in have]
             report.lines_skipped += len(parsed.skipped)
             cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": project.slug, "trace": trace_id}
