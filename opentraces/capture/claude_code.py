@@ -39,18 +39,13 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
 
-import orjson
-
-from ..errors import RefusedError
-from ..events import normalize_time
-from ..ids import check_component
-from .session import Message, ParsedSession, ParsedStep, PatchRecord, SessionParseError
+from . import common
+from .common import ParserState, StepState, check_id, read_jsonl, text_of, to_int, token_usage
+from .session import Message, ParsedSession, PatchRecord, SessionParseError
 
 AGENT = "claude-code"
 SOURCE_FORMAT = "claude-code-jsonl"
@@ -67,7 +62,6 @@ _HARNESS_PREFIXES = (
 )
 # ...and rows the user typed that are commands rather than a task.
 _COMMAND_PREFIXES = ("<command-name>", "<command-message>", "<bash-input>") + _HARNESS_PREFIXES
-SUMMARY_CHARS = 200
 
 
 # --------------------------------------------------------------------------
@@ -76,12 +70,7 @@ SUMMARY_CHARS = 200
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$CLAUDE_CONFIG_DIR/projects`` when set, else ``<home>/.claude/projects``."""
-    config = env.get("CLAUDE_CONFIG_DIR") or ""
-    if config:
-        if config == "~" or config.startswith("~/"):
-            return Path(home) / config[2:] / "projects"
-        return Path(config) / "projects"
-    return Path(home) / ".claude" / "projects"
+    return common.default_root(home, env, "CLAUDE_CONFIG_DIR", ".claude", "projects")
 
 
 def discover(root: Path) -> list[Path]:
@@ -108,79 +97,6 @@ def discover(root: Path) -> list[Path]:
 # small helpers
 
 
-def _time_key(t: str) -> tuple[str, str]:
-    """Order key of a normalized ``...Z`` time (fractions of any length)."""
-    body = t[:-1]
-    base, _, frac = body.partition(".")
-    return base, frac.ljust(9, "0")
-
-
-def _to_datetime(t: str) -> _dt.datetime | None:
-    base, frac = _time_key(t)
-    try:
-        return _dt.datetime.fromisoformat(f"{base}.{frac[:6]}+00:00")
-    except ValueError:
-        return None
-
-
-def _millis_between(start: str | None, end: str | None) -> int | None:
-    if not start or not end:
-        return None
-    a, b = _to_datetime(start), _to_datetime(end)
-    if a is None or b is None or b < a:
-        return None
-    return int((b - a) / _dt.timedelta(milliseconds=1))
-
-
-def _fix_surrogates(obj: Any) -> Any:
-    """Replace lone UTF-16 surrogates (valid JSON escapes, invalid UTF-8)."""
-    if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-            return obj
-        except UnicodeEncodeError:
-            return obj.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(obj, list):
-        return [_fix_surrogates(v) for v in obj]
-    if isinstance(obj, dict):
-        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in obj.items()}
-    return obj
-
-
-def _load_line(raw: bytes) -> tuple[Any, str | None]:
-    """(object, None) or (None, reason)."""
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None, "not UTF-8"
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        # orjson refuses lone surrogate escapes that the json module accepts.
-        try:
-            obj = _fix_surrogates(json.loads(raw.decode("utf-8")))
-        except ValueError:
-            return None, "invalid JSON"
-    if not isinstance(obj, dict):
-        return None, "not a JSON object"
-    return obj, None
-
-
-def _text_of(content: Any) -> str | None:
-    """A message's text: the string itself, or its text blocks joined."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [
-            b["text"]
-            for b in content
-            if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)
-        ]
-        if parts:
-            return "\n".join(parts)
-    return None
-
-
 def _blocks(content: Any) -> list[dict]:
     if isinstance(content, list):
         return [b for b in content if isinstance(b, dict)]
@@ -189,19 +105,8 @@ def _blocks(content: Any) -> list[dict]:
     return []
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    return int(value)
-
-
 def _safe_id(value: str, what: str, name: str) -> str:
-    try:
-        return check_component(value, what)
-    except RefusedError as exc:
-        raise SessionParseError(
-            f"{name}: unsafe {what} {value!r} in the transcript ({exc.message}); refusing to parse it"
-        ) from None
+    return check_id(value, name, what, where=" in the transcript", tail="; refusing to parse it")
 
 
 def _hunk_diff(structured: Any) -> str | None:
@@ -213,8 +118,8 @@ def _hunk_diff(structured: Any) -> str | None:
         if not isinstance(h, dict):
             continue
         out.append(
-            f"@@ -{_int(h.get('oldStart'))},{_int(h.get('oldLines'))}"
-            f" +{_int(h.get('newStart'))},{_int(h.get('newLines'))} @@"
+            f"@@ -{to_int(h.get('oldStart'))},{to_int(h.get('oldLines'))}"
+            f" +{to_int(h.get('newStart'))},{to_int(h.get('newLines'))} @@"
         )
         out.extend(str(line) for line in h.get("lines") or [] if isinstance(line, str))
     return "\n".join(out) + "\n" if out else None
@@ -235,137 +140,54 @@ def _replace(text: str, old: Any, new: Any, replace_all: Any) -> str | None:
 # the parser
 
 
-class _Step:
-    __slots__ = (
-        "index", "role", "side", "time", "texts", "thinks", "model", "calls", "obs", "usage", "rev", "leaf", "content", "parent_step", "traj_ref",
-    )
-
-    def __init__(self, index: int, role: str, side: bool, time: str | None):
-        self.index = index
-        self.role = role
-        self.side = side
-        self.time = time
-        self.texts: list[str] = []
-        self.thinks: list[str] = []
-        self.model: str | None = None
-        self.calls: list[dict] = []
-        self.obs: list[dict] = []
-        self.usage: dict | None = None
-        self.rev = 0
-        self.leaf: str | None = None
-        self.content: str | None = None
-        self.parent_step: int | None = None
-        self.traj_ref: str | None = None
-
-    def record(self) -> dict[str, Any]:
-        usage = self.usage or {}
-        return {
-            "step_index": self.index,
-            "role": self.role,
-            "content": ("\n".join(self.texts) or None) if self.role == "agent" else self.content,
-            "reasoning_content": "\n".join(self.thinks) or None,
-            "model": self.model,
-            "system_prompt_hash": None,
-            "agent_role": "subagent" if self.side else "main",
-            "parent_step": self.parent_step,
-            "call_type": "subagent" if self.side else "main",
-            "subagent_trajectory_ref": self.traj_ref,
-            "tools_available": [],
-            "tool_calls": [dict(c) for c in self.calls],
-            "observations": [dict(o) for o in self.obs],
-            "snippets": [],
-            "token_usage": {
-                "input_tokens": _int(usage.get("input_tokens")),
-                "output_tokens": _int(usage.get("output_tokens")),
-                "cache_read_tokens": _int(usage.get("cache_read_input_tokens")),
-                "cache_write_tokens": _int(usage.get("cache_creation_input_tokens")),
-                "prefix_reuse_tokens": 0,
-            },
-            "timestamp": self.time,
-        }
-
-
-class _Parser:
+class _Parser(ParserState):
     def __init__(self, name: str):
-        self.name = name
-        self.records = 0
-        self.skipped: list[tuple[int, str]] = []
-        self.times: list[str] = []
-        self.last_time: str | None = None
+        super().__init__(name)
         self.session_id: str | None = None
         self.other_sessions: set[str] = set()
         self.agent_id: str | None = None
         self.subagent_file: bool | None = None
-        self.cwd: str | None = None
         self.version: str | None = None
         self.branch: str | None = None
-        self.model: str | None = None
         self.side_model: str | None = None
         self.git_commit: str | None = None
         self.task: str | None = None
         self.task_fallback: str | None = None
         self.hook_rows = 0
-        self.row_types: dict[str, int] = {}
-        self.compactions = 0
         self.boundaries: set[str] = set()
-        self.repaired_parents = 0
-        self.duplicate_rows = 0
-        self.orphan_results = 0
-        self.steps: list[_Step] = []
-        self.step_by_msg: dict[str, _Step] = {}
-        self.tools: dict[str, dict] = {}  # tool_use id -> {step, name, input, time}
-        self.messages: list[Message] = []
-        self.msg_by_uuid: dict[str, Message] = {}
-        self.alias: dict[str, str | None] = {}  # non-message row uuid -> resolved parent
+        self.step_by_msg: dict[str, StepState] = {}
         self.last_uuid: dict[bool, str | None] = {False: None, True: None}
         self.side_root: dict[str, str] = {}  # sidechain message uuid -> root uuid
         self.root_parent_step: dict[str, int] = {}
         self.pending_tasks: list[tuple[str, int]] = []  # (Task prompt, step index)
-        self.patches: list[PatchRecord] = []
 
     # -- rows ------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
-        lines = data.split(b"\n")
-        if lines and lines[0].startswith(b"\xef\xbb\xbf"):
-            lines[0] = lines[0][3:]
-        for no, raw in enumerate(lines, 1):
-            if not raw.strip():
-                continue
-            obj, reason = _load_line(raw)
-            if reason is not None:
-                self.skipped.append((no, reason))
-                continue
+        rows, self.skipped = read_jsonl(data)
+        for no, obj in rows:
             self.records += 1
-            self.row(obj)
+            self.row(no, obj)
 
-    def row(self, obj: dict) -> None:
-        kind = obj.get("type")
-        kind = kind if isinstance(kind, str) else "?"
-        self.row_types[kind] = self.row_types.get(kind, 0) + 1
-        t = normalize_time(obj.get("timestamp"))
-        if t is not None:
-            self.times.append(t)
-            self.last_time = t
+    def row(self, no: int, obj: dict) -> None:
+        kind = self.count_row(obj.get("type"))
+        t = self.stamp(obj.get("timestamp"))
         if kind == "opentraces_hook":
             self.hook_row(obj)
             return
         if kind not in _MESSAGE_TYPES:
             uuid = obj.get("uuid")
-            if isinstance(uuid, str) and uuid not in self.msg_by_uuid:
+            if isinstance(uuid, str) and uuid not in self.msg_ids:
                 self.alias[uuid] = self.resolve(obj.get("parentUuid"), bool(obj.get("isSidechain")))
             return
         if kind in ("user", "assistant", "system"):
             self.header(obj)
-        uuid = obj.get("uuid")
-        if isinstance(uuid, str) and (uuid in self.msg_by_uuid or uuid in self.alias):
-            self.duplicate_rows += 1
+        if self.duplicate(obj.get("uuid")):
             return
-        t = t or self.last_time
         if kind == "user":
-            self.user_row(obj, t)
+            self.user_row(no, obj, t)
         elif kind == "assistant":
-            self.assistant_row(obj, t)
+            self.assistant_row(no, obj, t)
         elif kind == "system":
             boundary = obj.get("subtype") == "compact_boundary"
             msg = self.add_message(obj, "system", obj.get("content"), t, "meta", root=boundary)
@@ -416,15 +238,7 @@ class _Parser:
         through; a parent that names nothing known falls back to the last
         message of the same chain kind in file order.
         """
-        p = raw if isinstance(raw, str) and raw else None
-        if p is None:
-            return None
-        if p in self.alias:
-            return self.alias[p]
-        if p in self.msg_by_uuid:
-            return p
-        self.repaired_parents += 1
-        return self.last_uuid[side]
+        return self.parent_of(raw, self.last_uuid[side])
 
     def add_message(
         self, obj: dict, role: str, content: Any, t: str | None, kind: str, *, root: bool = False,
@@ -438,7 +252,7 @@ class _Parser:
             parent = None if root else self.resolve(obj.get("parentUuid"), side)
         msg = Message(uuid=uuid, parent=parent, role=role, content=content, time=t, kind=kind, sidechain=side)
         self.messages.append(msg)
-        self.msg_by_uuid[uuid] = msg
+        self.msg_ids.add(uuid)
         self.last_uuid[side] = uuid
         if side:
             self.side_root[uuid] = self.side_root.get(parent, uuid) if parent else uuid
@@ -446,14 +260,20 @@ class _Parser:
 
     # -- user rows -----------------------------------------------------------
 
-    def user_row(self, obj: dict, t: str | None) -> None:
+    def new_step(self, no: int, role: str, side: bool, t: str | None) -> StepState:
+        step = StepState(len(self.steps), role, t, no)
+        step.agent_role = step.call_type = "subagent" if side else "main"
+        self.steps.append(step)
+        return step
+
+    def user_row(self, no: int, obj: dict, t: str | None) -> None:
         message = obj.get("message") if isinstance(obj.get("message"), dict) else {}
         content = message.get("content")
         side = bool(obj.get("isSidechain"))
         results = [b for b in _blocks(content) if b.get("type") == "tool_result"]
         if results:
             self.add_message(obj, "tool", content, t, "tool_result")
-            self.tool_results(obj, results, t)
+            self.tool_results(no, obj, results, t)
             return
         if obj.get("isCompactSummary") is True:
             parent = self.resolve(obj.get("parentUuid"), side)
@@ -461,21 +281,19 @@ class _Parser:
                 parent = None  # never follow the chain across a compaction
             self.add_message(obj, "user", content, t, "compaction_summary", parent=parent, resolved=True)
             return
-        text = _text_of(content)
+        text = text_of(content)
         harness = text is not None and text.lstrip().startswith(_HARNESS_PREFIXES)
         if obj.get("isMeta") is True or harness:
             self.add_message(obj, "user", content, t, "meta")
             return
         msg = self.add_message(obj, "user", content, t, "message")
-        step = _Step(len(self.steps), "user", side, t)
+        step = self.new_step(no, "user", side, t)
         step.content = text
-        step.rev = 1
         if side and msg is not None:
             root = self.side_root.get(msg.uuid, msg.uuid)
             if root == msg.uuid:
                 self.link_sidechain(root, text)
             step.parent_step = self.root_parent_step.get(root)
-        self.steps.append(step)
         if not side or self.subagent_file:
             if text and text.strip():
                 if not text.lstrip().startswith(_COMMAND_PREFIXES):
@@ -494,34 +312,16 @@ class _Parser:
                 del self.pending_tasks[i]
                 return
 
-    def tool_results(self, obj: dict, results: list[dict], t: str | None) -> None:
-        touched: list[_Step] = []
+    def tool_results(self, no: int, obj: dict, results: list[dict], t: str | None) -> None:
         tur = obj.get("toolUseResult") if len(results) == 1 else None
         for block in results:
             call_id = block.get("tool_use_id")
-            call = self.tools.get(call_id) if isinstance(call_id, str) else None
+            call = self.answer(call_id)
             if call is None:
-                self.orphan_results += 1
                 continue
-            step = self.steps[call["step"]]
-            if call.get("answered"):
-                continue
-            call["answered"] = True
-            text = _text_of(block.get("content"))
             is_error = block.get("is_error") is True
-            step.obs.append(
-                {
-                    "source_call_id": call_id,
-                    "content": text,
-                    "output_summary": text[:SUMMARY_CHARS] if text else None,
-                    "error": "tool_error" if is_error else None,
-                }
-            )
-            for c in step.calls:
-                if c["tool_call_id"] == call_id:
-                    c["duration_ms"] = _millis_between(call["time"], t)
-            if step not in touched:
-                touched.append(step)
+            text = text_of(block.get("content"))
+            step = self.observe(no, call_id, call, text, "tool_error" if is_error else None, t)
             if is_error:
                 continue
             if call["name"] in _TASK_TOOLS and isinstance(tur, dict) and step.traj_ref is None:
@@ -532,12 +332,10 @@ class _Parser:
                 patch = self.patch_for(call, call_id, tur, t)
                 if patch is not None:
                     self.patches.append(patch)
-        for step in touched:
-            step.rev += 1
 
     # -- assistant rows ------------------------------------------------------
 
-    def assistant_row(self, obj: dict, t: str | None) -> None:
+    def assistant_row(self, no: int, obj: dict, t: str | None) -> None:
         message = obj.get("message") if isinstance(obj.get("message"), dict) else {}
         blocks = _blocks(message.get("content"))
         side = bool(obj.get("isSidechain"))
@@ -553,15 +351,14 @@ class _Parser:
             mid = f"row:{uuid}" if isinstance(uuid, str) else f"row#{self.records}"
         step = self.step_by_msg.get(mid)
         if step is None:
-            step = _Step(len(self.steps), "agent", side, t)
+            step = self.new_step(no, "agent", side, t)
             step.leaf = parent
             if side:
                 root = self.side_root.get(parent) if parent else None
                 if root is not None:
                     step.parent_step = self.root_parent_step.get(root)
-            self.steps.append(step)
             self.step_by_msg[mid] = step
-        step.rev += 1
+        step.lines.add(no)
         model = message.get("model")
         if isinstance(model, str) and model:
             if step.model is None:
@@ -573,25 +370,21 @@ class _Parser:
                     self.model = model
         usage = message.get("usage")
         if isinstance(usage, dict):
-            step.usage = usage  # one LLM call: every row repeats it; the last is final
+            # one LLM call: every row repeats it; the last is final
+            step.usage = token_usage(usage, cache_read="cache_read_input_tokens",
+                                     cache_write="cache_creation_input_tokens")
         for b in blocks:
-            btype = b.get("type")
-            if btype == "text" and isinstance(b.get("text"), str) and b["text"]:
-                step.texts.append(b["text"])
-            elif btype == "thinking" and isinstance(b.get("thinking"), str) and b["thinking"]:
-                step.thinks.append(b["thinking"])
-            elif btype == "tool_use":
+            if not step.add_text(b) and b.get("type") == "tool_use":
                 self.tool_use(step, b, t)
 
-    def tool_use(self, step: _Step, block: dict, t: str | None) -> None:
+    def tool_use(self, step: StepState, block: dict, t: str | None) -> None:
         call_id = block.get("id")
         name = block.get("name")
-        if not isinstance(call_id, str) or not call_id or call_id in self.tools:
+        if not isinstance(call_id, str) or not call_id or call_id in self.calls:
             return
         name = name if isinstance(name, str) else ""
         inp = block.get("input") if isinstance(block.get("input"), dict) else {}
-        step.calls.append({"tool_call_id": call_id, "tool_name": name, "input": inp, "duration_ms": None})
-        self.tools[call_id] = {"step": step.index, "name": name, "input": inp, "time": t}
+        self.add_call(step, call_id, name, inp, t)
         if name in _TASK_TOOLS and isinstance(inp.get("prompt"), str):
             self.pending_tasks.append((inp["prompt"], step.index))
 
@@ -608,10 +401,7 @@ class _Parser:
         if not isinstance(original, str):
             original = tur.get("originalFileContents")
         original = original if isinstance(original, str) else None
-        rec = PatchRecord(
-            step=call["step"], seq=len(self.patches), tool_name=name, tool_call_id=call_id,
-            path=path, time=time, before=None, after=None,
-        )
+        rec = self.new_patch(call, call_id, path, time)
         if name == "Write":
             content = tur.get("content") if isinstance(tur.get("content"), str) else inp.get("content")
             if isinstance(content, str):
@@ -671,13 +461,7 @@ class _Parser:
                 f"{unreadable})"
             )
         sid = _safe_id(self.session_id, "session id", self.name)
-        metadata: dict[str, Any] = {
-            "source_format": SOURCE_FORMAT,
-            "hook_rows": self.hook_rows,
-            "skipped_lines": len(self.skipped),
-            "row_types": dict(sorted(self.row_types.items())),
-            "compactions": self.compactions,
-        }
+        metadata = self.metadata(SOURCE_FORMAT, hook_rows=self.hook_rows)
         if self.subagent_file:
             agent_id = _safe_id(self.agent_id or "", "agent id", self.name)
             metadata["parent_session_id"] = sid
@@ -685,53 +469,23 @@ class _Parser:
             sid = _safe_id(f"{sid}-agent-{agent_id}", "session id", self.name)
         if self.other_sessions:
             metadata["other_session_ids"] = sorted(self.other_sessions)
-        if self.repaired_parents:
-            metadata["repaired_parents"] = self.repaired_parents
-        if self.duplicate_rows:
-            metadata["duplicate_rows"] = self.duplicate_rows
-        if self.orphan_results:
-            metadata["orphan_tool_results"] = self.orphan_results
-        if not self.times:
-            raise SessionParseError(f"{self.name}: Claude Code session {sid} has no timestamps")
-        ordered = sorted(set(self.times), key=_time_key)
-        started, ended = ordered[0], ordered[-1]
+        self.add_repairs(metadata)
+        span = self.span(f"Claude Code session {sid}")
         for patch in self.patches:
-            patch.time = patch.time or started
-        steps = [
-            ParsedStep(
-                index=s.index,
-                time=s.time or started,
-                record=s.record(),
-                rev=s.rev,
-                context_leaf=s.leaf if s.role == "agent" else None,
-            )
-            for s in self.steps
-        ]
-        return ParsedSession(
-            agent=AGENT,
-            session_id=sid,
-            cwd=self.cwd,
-            started_at=started,
-            ended_at=ended,
+            patch.time = patch.time or span[0]
+        return self.session(
+            AGENT, sid, span, metadata,
+            stamp_start=False,  # a step before the first timestamp keeps a null one in its record
             agent_version=self.version,
             model=self.model or self.side_model,
             git_branch=self.branch,
             git_commit=self.git_commit,
             task=self.task if self.task is not None else self.task_fallback,
-            steps=steps,
-            patches=self.patches,
-            messages=self.messages,
-            layers={},
-            metadata=metadata,
-            records=self.records,
-            skipped=self.skipped,
         )
 
 
 def parse(data: bytes, name: str) -> ParsedSession:
     """Parse one Claude Code transcript; see the module docstring."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError("parse() takes the session file's bytes")
     parser = _Parser(name)
-    parser.feed(bytes(data))
+    parser.feed(data)
     return parser.result()

@@ -33,24 +33,20 @@ Append-stability: every row that changes a step's record is counted in
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
-import posixpath
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-import orjson
-
-from ..errors import RefusedError
 from ..events import normalize_time
-from ..ids import check_component
-from . import patchtext
-from .session import Message, ParsedSession, ParsedStep, PatchRecord, SessionParseError
+from . import common, patchtext
+from .common import (
+    UNKNOWN, ParserState, StepState, call_input, check_id, diff_path, read_jsonl, resolve_path, text_of, to_int,
+)
+from .session import Message, ParsedSession, PatchRecord
 
 AGENT = "codex-cli"
 SOURCE_FORMAT = "codex-rollout-jsonl"
-SUMMARY_CHARS = 200
 ENCRYPTED_REASONING = "[encrypted reasoning]"
 
 # user "messages" Codex injects for the model, not typed by the user
@@ -79,209 +75,12 @@ _EXIT_CODE = re.compile(r"^(?:Exit code: |Process exited with code )(-?\d+)\s*$"
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$CODEX_HOME/sessions`` when set, else ``<home>/.codex/sessions``."""
-    base = env.get("CODEX_HOME") or ""
-    if base:
-        if base == "~" or base.startswith("~/"):
-            return Path(home) / base[2:] / "sessions"
-        return Path(base) / "sessions"
-    return Path(home) / ".codex" / "sessions"
+    return common.default_root(home, env, "CODEX_HOME", ".codex", "sessions")
 
 
 def discover(root: Path) -> list[Path]:
     """Every ``rollout-*.jsonl`` file under ``root``, sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.glob("**/rollout-*.jsonl") if p.is_file())
-
-
-# --------------------------------------------------------------------------
-# helpers shared with pi.py
-
-
-def _fix_surrogates(obj: Any) -> Any:
-    if isinstance(obj, str):
-        try:
-            obj.encode("utf-8")
-            return obj
-        except UnicodeEncodeError:
-            return obj.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(obj, list):
-        return [_fix_surrogates(v) for v in obj]
-    if isinstance(obj, dict):
-        return {_fix_surrogates(k): _fix_surrogates(v) for k, v in obj.items()}
-    return obj
-
-
-def read_rows(data: bytes) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
-    """(line number, object) for each JSON-object line; (line, reason) for the rest."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError("parse() takes the session file's bytes")
-    lines = bytes(data).split(b"\n")
-    if lines and lines[0].startswith(b"\xef\xbb\xbf"):
-        lines[0] = lines[0][3:]
-    rows: list[tuple[int, dict]] = []
-    skipped: list[tuple[int, str]] = []
-    for no, raw in enumerate(lines, 1):
-        if not raw.strip():
-            continue
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            skipped.append((no, "not UTF-8"))
-            continue
-        try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            try:
-                obj = _fix_surrogates(json.loads(raw.decode("utf-8")))
-            except ValueError:
-                skipped.append((no, "invalid JSON"))
-                continue
-        if not isinstance(obj, dict):
-            skipped.append((no, "not a JSON object"))
-            continue
-        rows.append((no, obj))
-    return rows, skipped
-
-
-def time_key(t: str) -> tuple[str, str]:
-    """Order key of a normalized ``...Z`` time (fractions of any length)."""
-    base, _, frac = t[:-1].partition(".")
-    return base, frac.ljust(9, "0")
-
-
-def millis_between(start: str | None, end: str | None) -> int | None:
-    if not start or not end:
-        return None
-    try:
-        a = _dt.datetime.fromisoformat("{}.{}+00:00".format(*_frac6(start)))
-        b = _dt.datetime.fromisoformat("{}.{}+00:00".format(*_frac6(end)))
-    except ValueError:
-        return None
-    if b < a:
-        return None
-    return int((b - a) / _dt.timedelta(milliseconds=1))
-
-
-def _frac6(t: str) -> tuple[str, str]:
-    base, frac = time_key(t)
-    return base, frac[:6]
-
-
-def safe_session_id(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise SessionParseError(f"{name}: the session has no id")
-    try:
-        return check_component(value, "session id")
-    except RefusedError as exc:
-        raise SessionParseError(f"{name}: unsafe session id {value!r} ({exc.message})") from None
-
-
-def to_int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return 0
-    return int(value)
-
-
-def resolve_path(path: str, base: str | None, root: str | None) -> str:
-    """A tool's file path, absolute when it can be.
-
-    Relative paths are taken from ``base`` (the tool's working directory,
-    itself relative to ``root`` when not absolute) or ``root`` (the session
-    cwd). The capture relativizes absolute paths against the project root,
-    which need not be the cwd; without any absolute base the path stays
-    relative (normalized).
-    """
-    path = path.strip()
-    if not posixpath.isabs(path):
-        start = base if base and posixpath.isabs(base) else None
-        if start is None and root and posixpath.isabs(root):
-            start = posixpath.join(root, base) if base else root
-        if start:
-            path = posixpath.join(start, path)
-    return posixpath.normpath(path)
-
-
-def diff_path(path: str, root: str | None) -> str:
-    """The name a unified diff uses for ``path``: relative to ``root`` (the cwd)."""
-    if posixpath.isabs(path) and root and posixpath.isabs(root):
-        r = posixpath.normpath(root).rstrip("/")
-        if path.startswith(r + "/"):
-            return path[len(r) + 1 :]
-    return path.lstrip("/")
-
-
-def new_step_record(step: "StepState") -> dict[str, Any]:
-    usage = step.usage or {}
-    agent = step.role == "agent"
-    return {
-        "step_index": step.index,
-        "role": step.role,
-        "content": ("\n".join(step.texts) or None) if agent else step.content,
-        "reasoning_content": "\n".join(step.thinks) or None,
-        "model": step.model,
-        "system_prompt_hash": None,
-        "agent_role": (step.agent_role or "main") if agent else None,
-        "parent_step": None,
-        "call_type": step.call_type,
-        "subagent_trajectory_ref": None,
-        "tools_available": [],
-        "tool_calls": [dict(c) for c in step.calls],
-        "observations": [dict(o) for o in step.obs],
-        "snippets": [],
-        "token_usage": {
-            "input_tokens": to_int(usage.get("input_tokens")),
-            "output_tokens": to_int(usage.get("output_tokens")),
-            "cache_read_tokens": to_int(usage.get("cache_read_tokens")),
-            "cache_write_tokens": to_int(usage.get("cache_write_tokens")),
-            "prefix_reuse_tokens": 0,
-        },
-        "timestamp": step.time,
-    }
-
-
-class StepState:
-    """A step being assembled; ``lines`` are the rows that shaped it."""
-
-    __slots__ = (
-        "index", "role", "time", "texts", "thinks", "content", "model", "calls", "obs",
-        "usage", "lines", "leaf", "agent_role", "call_type",
-    )
-
-    def __init__(self, index: int, role: str, time: str | None, line: int):
-        self.index = index
-        self.role = role
-        self.time = time
-        self.texts: list[str] = []
-        self.thinks: list[str] = []
-        self.content: str | None = None
-        self.model: str | None = None
-        self.calls: list[dict] = []
-        self.obs: list[dict] = []
-        self.usage: dict[str, int] | None = None
-        self.lines: set[int] = {line}
-        self.leaf: str | None = None
-        self.agent_role: str | None = None
-        self.call_type: str | None = "main"
-
-    def parsed(self, fallback_time: str) -> ParsedStep:
-        return ParsedStep(
-            index=self.index,
-            time=self.time or fallback_time,
-            record=new_step_record(self) | {"timestamp": self.time or fallback_time},
-            rev=len(self.lines),
-            context_leaf=self.leaf if self.role == "agent" else None,
-        )
-
-
-def observation(call_id: str, text: str | None, error: str | None) -> dict[str, Any]:
-    return {
-        "source_call_id": call_id,
-        "content": text,
-        "output_summary": text[:SUMMARY_CHARS] if text else None,
-        "error": error,
-    }
+    return common.glob_files(root, "**/rollout-*.jsonl")
 
 
 # --------------------------------------------------------------------------
@@ -289,20 +88,8 @@ def observation(call_id: str, text: str | None, error: str | None) -> dict[str, 
 
 
 def _text_of(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if not isinstance(b, dict):
-                continue
-            if isinstance(b.get("text"), str):
-                parts.append(b["text"])
-            elif b.get("type") in ("input_image", "image"):
-                parts.append("[image]")
-        if parts:
-            return "\n".join(parts)
-    return None
+    """The text of any block that has one (input_text, output_text...); images as ``[image]``."""
+    return text_of(content, text_types=None, images=("input_image", "image"))
 
 
 def _is_wrapper(text: str | None) -> bool:
@@ -381,40 +168,27 @@ def _command_text(command: Any) -> str | None:
     return None
 
 
-class _Parser:
+class _Parser(ParserState):
     def __init__(self, name: str):
-        self.name = name
-        self.records = 0
-        self.skipped: list[tuple[int, str]] = []
-        self.times: list[str] = []
-        self.last_time: str | None = None
+        super().__init__(name)
         self.meta: dict | None = None
         self.meta_time: str | None = None
         self.codex_rows = 0
-        self.row_types: dict[str, int] = {}
-        self.model: str | None = None
         self.turn_model: str | None = None
         self.turn_cwd: str | None = None
         self.effort: str | None = None
-        self.cwd: str | None = None
-        self.steps: list[StepState] = []
         self.current: StepState | None = None  # agent step still receiving output items
         self.last_agent: StepState | None = None
-        self.messages: list[Message] = []
         self.prev_uuid: str | None = None
-        self.calls: dict[str, dict] = {}  # call_id -> {step, name, time, patch, exit}
         self.known: dict[str, str | None] = {}  # path -> known content (None: absent)
-        self.patches: list[PatchRecord] = []
         self.failed_patches = 0
         self.unparsed_patches = 0
-        self.compactions = 0
-        self.terminal_state: str | None = None
         self.layers: dict[str, Any] = {}
 
     # -- rows --------------------------------------------------------------
 
     def run(self, data: bytes) -> ParsedSession:
-        rows, self.skipped = read_rows(data)
+        rows, self.skipped = read_jsonl(data)
         norm = [self.normalize(no, obj) for no, obj in rows]
         self.records = len(rows)
         for no, rtype, payload, ts in norm:
@@ -458,14 +232,8 @@ class _Parser:
             self.layers["tools"] = tools
 
     def row(self, no: int, rtype: str, p: dict, ts: Any) -> None:
-        self.row_types[rtype] = self.row_types.get(rtype, 0) + 1
-        t = normalize_time(ts)
-        if t is None and rtype == "session_meta":
-            t = normalize_time(p.get("timestamp"))
-        if t is not None:
-            self.times.append(t)
-            self.last_time = t
-        t = t or self.last_time or self.meta_time
+        self.count_row(rtype)
+        t = self.stamp(ts, p.get("timestamp") if rtype == "session_meta" else None) or self.meta_time
         if rtype == "turn_context":
             model = p.get("model")
             if isinstance(model, str) and model:
@@ -562,15 +330,7 @@ class _Parser:
         call_id = call_id if isinstance(call_id, str) and call_id else f"L{no}"
         if ptype == "function_call":
             name = p.get("name") if isinstance(p.get("name"), str) else ""
-            args = p.get("arguments")
-            if isinstance(args, str):
-                try:
-                    parsed = json.loads(args)
-                except ValueError:
-                    parsed = None
-                inp = parsed if isinstance(parsed, dict) else {"arguments": args}
-            else:
-                inp = args if isinstance(args, dict) else {}
+            inp = call_input(p.get("arguments"))
         elif ptype == "custom_tool_call":
             name = p.get("name") if isinstance(p.get("name"), str) else ""
             inp = {"input": p.get("input")}
@@ -582,10 +342,7 @@ class _Parser:
             inp = p.get("action") if isinstance(p.get("action"), dict) else {}
         if call_id in self.calls:
             call_id = f"{call_id}#L{no}"
-        step.calls.append({"tool_call_id": call_id, "tool_name": name, "input": inp, "duration_ms": None})
-        call: dict[str, Any] = {"step": step.index, "name": name, "time": t, "patch": None, "decided": False,
-                                "exit": None, "answered": False}
-        self.calls[call_id] = call
+        call = self.add_call(step, call_id, name, inp, t, patch=None, decided=False, exit=None)
         patch_text, workdir, command = self.patch_source(ptype, name, inp)
         if patch_text is not None:
             try:
@@ -613,24 +370,18 @@ class _Parser:
 
     def tool_output(self, no: int, p: dict, t: str | None) -> None:
         call_id = p.get("call_id")
-        call = self.calls.get(call_id) if isinstance(call_id, str) else None
-        if call is None or call["answered"]:
+        call = self.answer(call_id)
+        if call is None:
             return
-        call["answered"] = True
         if call.get("writes"):
             self.known.clear()  # it ran by now: anything learned meanwhile is stale too
-        step = self.steps[call["step"]]
         text, code, success = _output_info(p.get("output"))
         if code is None and call["exit"] is not None:
             code = call["exit"]
         failed = (code is not None and code != 0) or success is False
         if call["patch"] is not None and not failed and code is None:
             failed = not _patch_succeeded(text, code, success)
-        step.obs.append(observation(call_id, text, "tool_error" if failed else None))
-        for c in step.calls:
-            if c["tool_call_id"] == call_id:
-                c["duration_ms"] = millis_between(call["time"], t)
-        step.lines.add(no)
+        self.observe(no, call_id, call, text, "tool_error" if failed else None, t)
         self.decide_patch(call_id, call, not failed, t)
 
     # -- events --------------------------------------------------------------
@@ -695,9 +446,8 @@ class _Parser:
     def patch_record(self, op: patchtext.FileOp, base: str | None, call: dict, call_id: str, t: str) -> PatchRecord:
         path = resolve_path(op.path, base, self.cwd)
         dpath = diff_path(path, self.cwd)
-        rec = PatchRecord(step=call["step"], seq=len(self.patches), tool_name=call["name"] or "apply_patch",
-                          tool_call_id=call_id, path=path, time=t, before=None, after=None)
-        prev = self.known.get(path, _UNKNOWN)
+        rec = self.new_patch(call, call_id, path, t, tool_name=call["name"] or "apply_patch")
+        prev = self.known.get(path, UNKNOWN)
         if op.kind == "add":
             content = op.content or ""
             rec.operation = "create"
@@ -739,23 +489,12 @@ class _Parser:
         if meta is None:
             m = _UUID_IN_NAME.search(self.name or "")
             if not self.codex_rows or m is None:
-                raise SessionParseError(
-                    f"{self.name or 'session'}: not a Codex CLI rollout (no session_meta row"
-                    f"{'; ' + str(len(self.skipped)) + ' unreadable lines' if self.skipped else ''})"
-                )
+                raise self.not_a_session("Codex CLI rollout", "session_meta row")
             meta = {"id": m.group(1)}
-        sid = safe_session_id(meta.get("id"), self.name)
-        if not self.times:
-            raise SessionParseError(f"{self.name}: Codex rollout {sid} has no timestamps")
-        ordered = sorted(set(self.times), key=time_key)
-        started, ended = ordered[0], ordered[-1]
+        sid = check_id(meta.get("id"), self.name)
+        span = self.span(f"Codex rollout {sid}")
         git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
-        metadata: dict[str, Any] = {
-            "source_format": SOURCE_FORMAT,
-            "skipped_lines": len(self.skipped),
-            "row_types": dict(sorted(self.row_types.items())),
-            "compactions": self.compactions,
-        }
+        metadata = self.metadata(SOURCE_FORMAT)
         for key in ("originator", "model_provider"):
             if isinstance(meta.get(key), str) and meta[key]:
                 metadata[key] = meta[key]
@@ -771,29 +510,14 @@ class _Parser:
             metadata["unparsed_patches"] = self.unparsed_patches
         task = next((s.content for s in self.steps if s.role == "user" and s.content), None)
         version = meta.get("cli_version")
-        return ParsedSession(
-            agent=AGENT,
-            session_id=sid,
-            cwd=self.cwd,
-            started_at=started,
-            ended_at=ended,
+        return self.session(
+            AGENT, sid, span, metadata,
             agent_version=version if isinstance(version, str) and version else None,
-            model=self.model,
             git_branch=git.get("branch") if isinstance(git.get("branch"), str) and git.get("branch") else None,
             git_commit=git.get("commit_hash") if isinstance(git.get("commit_hash"), str) and git.get("commit_hash") else None,
             task=task,
-            steps=[s.parsed(started) for s in self.steps],
-            patches=self.patches,
-            messages=self.messages,
             layers=self.layers,
-            metadata=metadata,
-            records=self.records,
-            skipped=self.skipped,
-            terminal_state=self.terminal_state,
         )
-
-
-_UNKNOWN = object()
 
 
 def parse(data: bytes, name: str) -> ParsedSession:

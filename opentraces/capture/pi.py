@@ -26,25 +26,15 @@ Append-stability: a step's record depends only on its rows, counted by
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..events import normalize_time
-from . import patchtext
-from .codex import (
-    StepState,
-    diff_path,
-    millis_between,
-    observation,
-    read_rows,
-    resolve_path,
-    safe_session_id,
-    time_key,
-    to_int,
+from . import common, patchtext
+from .common import (
+    UNKNOWN, ParserState, StepState, call_input, check_id, diff_path, read_jsonl, resolve_path, text_of, token_usage,
 )
-from .session import Message, ParsedSession, PatchRecord, SessionParseError
+from .session import Message, ParsedSession, PatchRecord
 
 AGENT = "pi"
 SOURCE_FORMAT = "pi-session-jsonl"
@@ -58,7 +48,6 @@ _VERSION_KEYS = ("pi_version", "piVersion", "appVersion", "agentVersion", "cliVe
 _PARTIAL_READ = re.compile(
     r"\n\n\[(?:Showing lines \d+|\d+ more lines? in file|Line \d+ is|Use offset=|.*?Use offset=\d+ to continue)[^\n]*\]\s*$"
 )
-_UNKNOWN = object()
 
 
 # --------------------------------------------------------------------------
@@ -67,20 +56,12 @@ _UNKNOWN = object()
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$PI_CODING_AGENT_DIR/sessions`` when set, else ``<home>/.pi/agent/sessions``."""
-    base = env.get("PI_CODING_AGENT_DIR") or ""
-    if base:
-        if base == "~" or base.startswith("~/"):
-            return Path(home) / base[2:] / "sessions"
-        return Path(base) / "sessions"
-    return Path(home) / ".pi" / "agent" / "sessions"
+    return common.default_root(home, env, "PI_CODING_AGENT_DIR", ".pi/agent", "sessions")
 
 
 def discover(root: Path) -> list[Path]:
     """Every ``*.jsonl`` file under ``root``, sorted."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.glob("**/*.jsonl") if p.is_file())
+    return common.glob_files(root, "**/*.jsonl")
 
 
 # --------------------------------------------------------------------------
@@ -88,20 +69,8 @@ def discover(root: Path) -> list[Path]:
 
 
 def _text_of(content: Any) -> str | None:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for b in content:
-            if not isinstance(b, dict):
-                continue
-            if b.get("type") == "text" and isinstance(b.get("text"), str):
-                parts.append(b["text"])
-            elif b.get("type") == "image":
-                parts.append("[image]")
-        if parts:
-            return "\n".join(parts)
-    return None
+    """The text blocks' text; images as ``[image]``."""
+    return text_of(content, images=("image",))
 
 
 def _only_text(content: Any) -> str | None:
@@ -158,37 +127,19 @@ def _edits_of(args: dict) -> list[tuple[str, str]] | None:
 # the parser
 
 
-class _Parser:
+class _Parser(ParserState):
     def __init__(self, name: str):
-        self.name = name
-        self.records = 0
-        self.skipped: list[tuple[int, str]] = []
-        self.times: list[str] = []
-        self.last_time: str | None = None
+        super().__init__(name)
         self.header: dict | None = None
-        self.cwd: str | None = None
         self.version: str | None = None
-        self.model: str | None = None
         self.cur_provider: str | None = None
         self.cur_model: str | None = None
         self.thinking_level: str | None = None
-        self.row_types: dict[str, int] = {}
-        self.steps: list[StepState] = []
-        self.messages: list[Message] = []
-        self.msg_ids: set[str] = set()
-        self.alias: dict[str, str | None] = {}
         self.last_uuid: str | None = None
-        self.repaired_parents = 0
-        self.duplicate_rows = 0
-        self.orphan_results = 0
-        self.compactions = 0
-        self.calls: dict[str, dict] = {}
-        self.known: dict[str, str | None] = {}
-        self.patches: list[PatchRecord] = []
-        self.terminal_state: str | None = None
+        self.known: dict[str, str | None] = {}  # path -> known content (None: absent)
 
     def run(self, data: bytes) -> ParsedSession:
-        rows, self.skipped = read_rows(data)
+        rows, self.skipped = read_jsonl(data)
         self.records = len(rows)
         for no, obj in rows:
             if obj.get("type") == "session" and self.header is None:
@@ -207,20 +158,13 @@ class _Parser:
     # -- rows --------------------------------------------------------------
 
     def row(self, no: int, obj: dict) -> None:
-        kind = obj.get("type")
-        kind = kind if isinstance(kind, str) else "?"
-        self.row_types[kind] = self.row_types.get(kind, 0) + 1
-        t = normalize_time(obj.get("timestamp"))
-        if t is not None:
-            self.times.append(t)
-            self.last_time = t
-        t = t or self.last_time
+        kind = self.count_row(obj.get("type"))
+        t = self.stamp(obj.get("timestamp"))
         if kind == "session":
             return
         uuid = obj.get("id")
         uuid = uuid if isinstance(uuid, str) and uuid else None
-        if uuid is not None and (uuid in self.msg_ids or uuid in self.alias):
-            self.duplicate_rows += 1
+        if self.duplicate(uuid):
             return
         if kind == "model_change":
             provider, model = obj.get("provider"), obj.get("modelId", obj.get("model"))
@@ -254,15 +198,7 @@ class _Parser:
     def resolve(self, obj: dict) -> str | None:
         if "parentId" not in obj and "id" not in obj:
             return self.last_uuid  # pre-tree files: a linear chain
-        p = obj.get("parentId")
-        if not isinstance(p, str) or not p:
-            return None
-        if p in self.alias:
-            return self.alias[p]
-        if p in self.msg_ids:
-            return p
-        self.repaired_parents += 1
-        return self.last_uuid
+        return self.parent_of(obj.get("parentId"), self.last_uuid)
 
     def look_through(self, uuid: str | None, obj: dict) -> None:
         if uuid is not None:
@@ -307,6 +243,7 @@ class _Parser:
         reasoning = bool(blocks) and all(b.get("type") == "thinking" for b in blocks)
         self.add_message(no, uuid, obj, "assistant", msg, t, "reasoning" if reasoning else "message")
         step = StepState(len(self.steps), "agent", t, no)
+        step.agent_role = "main"
         step.leaf = leaf
         model = _model_name(msg.get("provider"), msg.get("model"))
         step.model = model or _model_name(self.cur_provider, self.cur_model)
@@ -314,21 +251,12 @@ class _Parser:
             self.model = model
         usage = msg.get("usage")
         if isinstance(usage, dict):
-            step.usage = {
-                "input_tokens": to_int(usage.get("input")),
-                "output_tokens": to_int(usage.get("output")),
-                "cache_read_tokens": to_int(usage.get("cacheRead")),
-                "cache_write_tokens": to_int(usage.get("cacheWrite")),
-            }
+            step.usage = token_usage(usage, input="input", output="output", cache_read="cacheRead",
+                                     cache_write="cacheWrite")
         if isinstance(msg.get("content"), str) and msg["content"]:
             step.texts.append(msg["content"])
         for b in blocks:
-            btype = b.get("type")
-            if btype == "text" and isinstance(b.get("text"), str) and b["text"]:
-                step.texts.append(b["text"])
-            elif btype == "thinking" and isinstance(b.get("thinking"), str) and b["thinking"]:
-                step.thinks.append(b["thinking"])
-            elif btype == "toolCall":
+            if not step.add_text(b) and b.get("type") == "toolCall":
                 self.tool_call(no, step, b, t)
         self.steps.append(step)
         stop = msg.get("stopReason")
@@ -340,43 +268,25 @@ class _Parser:
         if call_id in self.calls:
             return
         name = block.get("name") if isinstance(block.get("name"), str) else ""
-        args = block.get("arguments")
-        if isinstance(args, str):
-            try:
-                parsed = json.loads(args)
-            except ValueError:
-                parsed = None
-            args = parsed if isinstance(parsed, dict) else {"arguments": args}
-        args = args if isinstance(args, dict) else {}
-        step.calls.append({"tool_call_id": call_id, "tool_name": name, "input": args, "duration_ms": None})
+        args = call_input(block.get("arguments"))
         writes = name.lower() in _SHELL_TOOLS and not patchtext.is_read_only_command(args.get("command"))
         if writes:
             self.known.clear()
-        self.calls[call_id] = {"step": step.index, "name": name, "args": args, "time": t, "answered": False,
-                               "writes": writes}
+        self.add_call(step, call_id, name, args, t, writes=writes)
 
     def tool_result(self, no: int, msg: dict, t: str | None) -> None:
         call_id = msg.get("toolCallId")
-        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        call = self.answer(call_id)
         if call is None:
-            self.orphan_results += 1
             return
-        if call["answered"]:
-            return
-        call["answered"] = True
-        step = self.steps[call["step"]]
         is_error = msg.get("isError") is True
-        step.obs.append(observation(call_id, _text_of(msg.get("content")), "tool_error" if is_error else None))
-        for c in step.calls:
-            if c["tool_call_id"] == call_id:
-                c["duration_ms"] = millis_between(call["time"], t)
-        step.lines.add(no)
+        self.observe(no, call_id, call, _text_of(msg.get("content")), "tool_error" if is_error else None, t)
         if call["writes"]:
             self.known.clear()
         if is_error:
             return
         lname = call["name"].lower()
-        args = call["args"]
+        args = call["input"]
         raw_path = _str_arg(args, "path", "file_path", "filePath")
         if raw_path is None:
             return
@@ -402,20 +312,16 @@ class _Parser:
 
     # -- patches -------------------------------------------------------------
 
-    def new_patch(self, path: str, call_id: str, call: dict, t: str | None) -> PatchRecord:
-        return PatchRecord(step=call["step"], seq=len(self.patches), tool_name=call["name"], tool_call_id=call_id,
-                           path=path, time=t or call["time"] or "", before=None, after=None)
-
     def edit_patch(self, path: str, call_id: str, call: dict, msg: dict, t: str | None) -> PatchRecord:
-        rec = self.new_patch(path, call_id, call, t)
+        rec = self.new_patch(call, call_id, path, t or call["time"] or "")
         dpath = diff_path(path, self.cwd)
         details = msg.get("details") if isinstance(msg.get("details"), dict) else {}
         reported = details.get("patch") if isinstance(details.get("patch"), str) else None
-        prev = self.known.get(path, _UNKNOWN)
-        edits = _edits_of(call["args"])
+        prev = self.known.get(path, UNKNOWN)
+        edits = _edits_of(call["input"])
         after = None
         if isinstance(prev, str) and edits is not None:
-            after = patchtext.apply_replacements(prev, edits, call["args"].get("replace_all") is True)
+            after = patchtext.apply_replacements(prev, edits, call["input"].get("replace_all") is True)
             if after is not None and reported and not patchtext.check_unified_against(reported, prev):
                 after = None  # Pi saw a different file than the one we know
         if after is not None:
@@ -430,12 +336,12 @@ class _Parser:
         return rec
 
     def write_patch(self, path: str, call_id: str, call: dict, t: str | None) -> PatchRecord | None:
-        content = call["args"].get("content")
+        content = call["input"].get("content")
         if not isinstance(content, str):
             return None
-        rec = self.new_patch(path, call_id, call, t)
+        rec = self.new_patch(call, call_id, path, t or call["time"] or "")
         dpath = diff_path(path, self.cwd)
-        prev = self.known.get(path, _UNKNOWN)
+        prev = self.known.get(path, UNKNOWN)
         rec.after = content.encode("utf-8")
         if isinstance(prev, str):
             rec.before = prev.encode("utf-8")
@@ -453,50 +359,19 @@ class _Parser:
 
     def result(self) -> ParsedSession:
         if self.header is None:
-            raise SessionParseError(
-                f"{self.name or 'session'}: not a Pi session (no session header row"
-                f"{'; ' + str(len(self.skipped)) + ' unreadable lines' if self.skipped else ''})"
-            )
-        sid = safe_session_id(self.header.get("id"), self.name)
-        if not self.times:
-            raise SessionParseError(f"{self.name}: Pi session {sid} has no timestamps")
-        ordered = sorted(set(self.times), key=time_key)
-        started, ended = ordered[0], ordered[-1]
-        metadata: dict[str, Any] = {
-            "source_format": SOURCE_FORMAT,
-            "skipped_lines": len(self.skipped),
-            "row_types": dict(sorted(self.row_types.items())),
-            "compactions": self.compactions,
-        }
+            raise self.not_a_session("Pi session", "session header row")
+        sid = check_id(self.header.get("id"), self.name)
+        span = self.span(f"Pi session {sid}")
+        metadata = self.metadata(SOURCE_FORMAT)
         if isinstance(self.header.get("version"), int):
             metadata["session_format_version"] = self.header["version"]
         if isinstance(self.header.get("parentSession"), str) and self.header["parentSession"]:
             metadata["parent_session"] = Path(self.header["parentSession"]).name
         if self.thinking_level:
             metadata["thinking_level"] = self.thinking_level
-        for key, n in (("repaired_parents", self.repaired_parents), ("duplicate_rows", self.duplicate_rows),
-                       ("orphan_tool_results", self.orphan_results)):
-            if n:
-                metadata[key] = n
+        self.add_repairs(metadata)
         task = next((s.content for s in self.steps if s.role == "user" and s.content and s.content.strip()), None)
-        return ParsedSession(
-            agent=AGENT,
-            session_id=sid,
-            cwd=self.cwd,
-            started_at=started,
-            ended_at=ended,
-            agent_version=self.version,
-            model=self.model,
-            task=task,
-            steps=[s.parsed(started) for s in self.steps],
-            patches=self.patches,
-            messages=self.messages,
-            layers={},
-            metadata=metadata,
-            records=self.records,
-            skipped=self.skipped,
-            terminal_state=self.terminal_state,
-        )
+        return self.session(AGENT, sid, span, metadata, agent_version=self.version, task=task)
 
 
 def parse(data: bytes, name: str) -> ParsedSession:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,8 @@ from opentraces_schema import Step
 from opentraces.capture import codex, patchtext
 from opentraces.capture.session import ParsedSession, SessionParseError
 
-ROOT = Path(__file__).resolve().parents[3]
-SHARED = ROOT.parent / "shared" / "fixtures" / "real-sessions"
+from sessionrig import CLI_PY, ROOT, SHARED, git_apply, make_repo, read, roles
+
 SAMPLE = SHARED / "codex_cli" / "linear-rollout.jsonl"
 FIX1 = ROOT / "fixtures" / "codex" / "rollout-2026-03-14T10-01-59-019cf0a1-5b2e-7c41-9d3a-2f6b8e4c1a01.jsonl"
 FIX2 = ROOT / "fixtures" / "codex" / "rollout-2026-04-21T16-29-58-019d1b7e-22c4-7f03-a6d1-8c5e3b9f0d42.jsonl"
@@ -21,24 +20,6 @@ PI_REAL = SHARED / "pi" / "pi-linear-edit-real-session.jsonl"
 ALL = [SAMPLE, FIX1, FIX2]
 
 # pre-images of the files the fixtures change (the demo-app project)
-CLI_PY = '''import argparse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="demo-app")
-    parser.add_argument("title", help="title to print")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    print(args.title)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-'''
 CLI_PY_AFTER = '''import argparse
 
 from .text import slugify
@@ -108,41 +89,8 @@ __all__ = ["shout", "whisper"]
 '''
 
 
-def read(path: Path) -> bytes:
-    if not path.exists():  # the shared real-session corpus lives beside the repository
-        pytest.skip(f"missing fixture {path}")
-    return path.read_bytes()
-
-
 def parse(path: Path) -> ParsedSession:
     return codex.parse(read(path), path.name)
-
-
-def roles(s: ParsedSession) -> list[str]:
-    return [st.record["role"] for st in s.steps]
-
-
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=check)
-
-
-def make_repo(tmp_path: Path, files: dict[str, str]) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    for rel, text in files.items():
-        p = repo / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return repo
-
-
-def git_apply(repo: Path, diff: str, check_only: bool = False) -> None:
-    patch = repo.parent / "change.diff"
-    patch.write_text(diff)
-    args = ["apply", "--check", str(patch)] if check_only else ["apply", str(patch)]
-    res = git(repo, *args, check=False)
-    assert res.returncode == 0, res.stderr + "\n" + diff
 
 
 # --------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +10,8 @@ from opentraces_schema import Step
 from opentraces.capture import pi
 from opentraces.capture.session import ParsedSession, SessionParseError
 
-ROOT = Path(__file__).resolve().parents[3]
-SHARED = ROOT.parent / "shared" / "fixtures" / "real-sessions"
+from sessionrig import CLI_PY, ROOT, SHARED, git_apply, jsonl, make_repo, read, roles
+
 REAL = SHARED / "pi" / "pi-linear-edit-real-session.jsonl"
 SYNTH = SHARED / "pi" / "linear-session.jsonl"
 FIX = ROOT / "fixtures" / "pi" / "2026-04-02T09-14-58-417Z_019d2c4e-8a31-7d55-b0e2-6f4a1c9d3e77.jsonl"
@@ -27,24 +25,6 @@ APP_AFTER = (
     '\n\ndef farewell(name: str) -> str:\n    return f"goodbye, {name}"\n'
 )
 # the demo-app files the fixture changes
-CLI_PY = '''import argparse
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="demo-app")
-    parser.add_argument("title", help="title to print")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    print(args.title)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-'''
 CLI_PY_AFTER = CLI_PY.replace(
     '    parser.add_argument("title", help="title to print")\n',
     '    parser.add_argument("title", help="title to print")\n'
@@ -75,45 +55,8 @@ def test_upper_flag(capsys):
 '''
 
 
-def read(path: Path) -> bytes:
-    if not path.exists():  # the shared real-session corpus lives beside the repository
-        pytest.skip(f"missing fixture {path}")
-    return path.read_bytes()
-
-
 def parse(path: Path) -> ParsedSession:
     return pi.parse(read(path), path.name)
-
-
-def roles(s: ParsedSession) -> list[str]:
-    return [st.record["role"] for st in s.steps]
-
-
-def git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=check)
-
-
-def make_repo(tmp_path: Path, files: dict[str, str]) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    for rel, text in files.items():
-        p = repo / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return repo
-
-
-def git_apply(repo: Path, diff: str, check_only: bool = False) -> None:
-    patch = repo.parent / "change.diff"
-    patch.write_text(diff)
-    args = ["apply", "--check", str(patch)] if check_only else ["apply", str(patch)]
-    res = git(repo, *args, check=False)
-    assert res.returncode == 0, res.stderr + "\n" + diff
-
-
-def jsonl(rows: list[dict]) -> bytes:
-    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
 
 
 # --------------------------------------------------------------------------
