@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from .output import Env
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# command name -> (module, attribute): imported only when that command runs,
+# so `opentraces bucket status` does not pay for Git, capture or the hook.
+COMMANDS = {
+    "bucket": ("opentraces.cli.bucket_cmd", "bucket"),
+    "capture": ("opentraces.cli.capture_cmd", "capture"),
+    "trace": ("opentraces.cli.trace_cmd", "trace"),
+    "ctx": ("opentraces.cli.trace_cmd", "ctx"),
+    "trail": ("opentraces.cli.trail_cmd", "trail"),
+    "setup": ("opentraces.cli.setup_cmd", "setup"),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--bucket", "bucket", type=click.Path(), default=None,
               help="Bucket folder (default: $OPENTRACES_HOME/bucket, i.e. ~/.opentraces/bucket).")
 @click.version_option(package_name="opentraces-bucket", prog_name="opentraces")
@@ -15,24 +40,6 @@ from .output import Env
 def cli(ctx: click.Context, bucket: str | None) -> None:
     """Git-native, local-first store for the evidence AI coding agents leave behind."""
     ctx.obj = Env.from_process(bucket)
-
-
-def _register() -> None:
-    from . import bucket_cmd, capture_cmd, trace_cmd
-
-    cli.add_command(bucket_cmd.bucket)
-    cli.add_command(capture_cmd.capture)
-    cli.add_command(trace_cmd.trace)
-    cli.add_command(trace_cmd.ctx)
-    for extra in ("trail_cmd", "setup_cmd"):
-        try:
-            mod = __import__(f"opentraces.cli.{extra}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        mod.register(cli)
-
-
-_register()
 
 
 def main() -> None:

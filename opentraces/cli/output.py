@@ -11,8 +11,6 @@ from typing import Any, Callable
 import click
 import orjson
 
-from gitref import GitrefError
-
 from ..errors import ExitStatus, OpentracesError
 
 
@@ -79,9 +77,9 @@ def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Call
         if exc.errno == 28:  # ENOSPC
             _fail(schema, as_json, f"disk full ({exc.filename or 'bucket'}); nothing partial was committed; free space and run the command again", int(ExitStatus.CONFIG))
         _fail(schema, as_json, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "), int(ExitStatus.CONFIG))
-    except GitrefError as exc:
-        _fail(schema, as_json, f"Git repository problem: {exc}; run 'git fsck' on it", int(ExitStatus.CONFIG))
     except Exception as exc:  # never a traceback; the bucket is only changed by committed batches
+        if type(exc).__module__.startswith("gitref"):
+            _fail(schema, as_json, f"Git repository problem: {exc}; run 'git fsck' on it", int(ExitStatus.CONFIG))
         _fail(schema, as_json, f"unexpected {type(exc).__name__}: {exc}; the bucket is intact, run 'opentraces bucket verify'", int(ExitStatus.CORRUPT))
     if as_json:
         status = "ok" if code == 0 else "problems"

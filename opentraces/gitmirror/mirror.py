@@ -27,6 +27,7 @@ from .. import layout
 from ..blobs import blob_relpath, referenced_blobs, read_raw
 from ..bucket import Bucket
 from ..events import sort_key
+from .state import MIRROR_STATE
 from .trail import reusable_objects, build_chain, epoch, extend_chain, tip_position, trail_events, trail_ref
 
 PREFIX = "refs/opentraces/v1/"
@@ -295,6 +296,7 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
         return {"tips": {name: tip for name, tip in sorted(tips.items()) if tip is not None}}
     w.flush()
     changed = [name for name, tip in sorted(tips.items()) if _set(repo, name, tip)]
+    bucket.write_state(MIRROR_STATE, {"bucket_commit": str(tips[BUCKET_REF]), "digest": head.get("digest")})
     if gitref.pack_count(repo) > MAX_PACKS:
         gitref.consolidate_packs(repo)
     return {"refs_updated": len(changed), "refs": changed}

@@ -53,9 +53,9 @@ def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any
 
 def _mirror(bucket: Bucket, digest: str | None) -> dict[str, Any]:
     """The Git mirror's state: one ref read and one commit message (constant cost)."""
-    from ..gitmirror.mirror import mirror_state
+    from ..gitmirror.state import recorded_state
 
-    return mirror_state(bucket, digest)
+    return recorded_state(bucket, digest)
 
 
 def _count_lines(path: os.PathLike) -> int:

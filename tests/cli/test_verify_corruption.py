@@ -147,7 +147,7 @@ def test_deleted_blob_is_dangling(bucket, cli, kind):
         addr = next(e for e in trail if e["kind"] == "trail.patch")["payload"]["before"]
         suffix = ".blob"
     else:
-        addr = next(e for e in ctx if e["kind"] == "context.node")["payload"]["leaf"]
+        addr = next(e for e in ctx if e["kind"] == "context.node" and e["payload"]["pack"])["payload"]["pack"]
         suffix = ".json.gz"
     hexd = addr[7:]
     target = bucket / "blobs/v1" / project / kind / hexd[:2] / f"{hexd}{suffix}"
@@ -271,12 +271,12 @@ def test_canonical_gzip_header_constant():
     assert gzip_bytes(b"anything")[:10] == GZIP_HEADER
 
 
-def _leaf_blob(bucket):
+def _leaf_blob(bucket):  # the context blob a ctx read of the last step needs
     project = real_project(bucket)
     ctx = [orjson.loads(x) for x in gzip.decompress(
         (bucket / "traces/v1" / project / REAL_TRACE / "context.jsonl.gz").read_bytes()).splitlines()]
-    node = max((e for e in ctx if e["kind"] == "context.node"), key=lambda e: e["step"])
-    hexd = node["payload"]["leaf"][7:]
+    node = max((e for e in ctx if e["kind"] == "context.node" and e["payload"]["pack"]), key=lambda e: e["step"])
+    hexd = node["payload"]["pack"][7:]  # the pack blob holding the node's messages
     return bucket / "blobs/v1" / project / "context" / hexd[:2] / f"{hexd}.json.gz"
 
 
