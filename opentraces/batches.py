@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -140,8 +140,3 @@ def list_batch_names(folder: Path) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(n for n in names if NAME_RE.match(n))
-
-
-def iter_batches(folder: Path) -> Iterator[Batch]:
-    for name in list_batch_names(folder):
-        yield read_batch(folder / name)

@@ -35,9 +35,6 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
 
 
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
 
 def address(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""

@@ -13,7 +13,6 @@ from typing import Any
 from .encoding import address, canonical_json
 
 EVENT_FORMAT = "opentraces.event.v1"
-FAMILIES = ("source", "trace", "context", "trail")
 KINDS = (
     "source.captured",
     "trace.started",
@@ -56,9 +55,6 @@ def make_event(
     ev["event_id"] = event_id_of(ev)
     return ev
 
-
-def family(kind: str) -> str:
-    return kind.split(".", 1)[0]
 
 
 def check_event(ev: Any) -> dict[str, Any]:

@@ -17,7 +17,6 @@ TRACE_NAMESPACE = uuid.UUID("6f70656e-7472-6163-6573-2d6275636b74")
 
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 def check_component(value: str, what: str = "id") -> str:
@@ -59,11 +58,6 @@ def check_trace_id(value: str) -> str:
         raise RefusedError(f"trace id {value!r} is not a UUID") from None
     return value
 
-
-def check_hex(value: str, length: int | None = None, what: str = "hash") -> str:
-    if not _HEX.match(value or "") or (length is not None and len(value) != length):
-        raise RefusedError(f"{what} {value!r} is not lowercase hex")
-    return value
 
 
 def new_writer_id() -> str:

@@ -19,7 +19,7 @@ import gitref
 from gitref import ObjectWriter
 
 from ..bucket import Bucket
-from ..errors import CorruptionError, RefusedError
+from ..errors import RefusedError
 from ..project import root_commit_of
 from .mirror import _raw_reader
 from .trail import LOCAL_REF, NOTES_REF, build_chain, epoch, trail_events

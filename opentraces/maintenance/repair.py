@@ -14,7 +14,7 @@ import orjson
 from .. import layout
 from ..bucket import Bucket
 from ..errors import CorruptionError
-from ..fsio import atomic_write, write_if_changed
+from ..fsio import write_if_changed
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
 from ..projections.tracedir import render_trace

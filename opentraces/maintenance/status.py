@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .. import layout
 from ..bucket import Bucket
 
 
