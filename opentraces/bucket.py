@@ -32,6 +32,7 @@ from .projections.tracedir import read_trace_events, write_trace
 
 # Paths only an opentraces bucket has (a bare "events/" or ".git" is too common:
 # a project checkout or an analytics folder must not be taken for a bucket).
+MIRROR_ERROR = "mirror-error.json"  # in .state/: why the last mirror update failed
 _MARKERS = (layout.EVENTS, layout.TRACES, layout.BLOBS, layout.STATE)
 
 
@@ -264,10 +265,12 @@ class Bucket:
         from .gitmirror.mirror import update_mirror
 
         try:
-            return update_mirror(self, batches, traces, full=full)
+            result = update_mirror(self, batches, traces, full=full)
         except Exception as exc:  # the events are committed; the mirror catches up next time
-            self.write_state("mirror-error.json", {"error": f"{type(exc).__name__}: {exc}"})
+            self.write_state(MIRROR_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
             return {"error": str(exc)}
+        (self.state_dir / MIRROR_ERROR).unlink(missing_ok=True)
+        return result
 
     def write_manifest(self, rows: Iterable[dict[str, Any]], index: dict[str, Any]) -> bool:
         doc = manifest_mod.build_manifest(list(rows), index_mod.summary(index))

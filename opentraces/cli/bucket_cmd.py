@@ -45,7 +45,8 @@ def _render_status(res: dict) -> None:
     if "patches" in s:
         echo(f"patches  {s['patches']} ({s['anchored']} anchored to a commit)")
     if s.get("mirror"):
-        echo(f"mirror   {s['mirror']['state']}")
+        m = s["mirror"]
+        echo(f"mirror   {m['state']}" + (f" (last update failed: {m['error']}; the next write retries)" if m.get("error") else ""))
     if s.get("hook_failures"):
         echo(f"hooks    {s['hook_failures']} failed capture(s) logged; see $OPENTRACES_HOME/logs/hook-errors.log")
     if s.get("digest"):

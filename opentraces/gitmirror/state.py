@@ -17,6 +17,9 @@ MIRROR_STATE = "mirror.json"  # in .state/: {bucket_commit, digest}
 def recorded_state(bucket: Bucket, digest: str | None) -> dict[str, Any]:
     if not (bucket.root / layout.GIT).exists():
         return {"state": "absent"}
+    err = bucket.read_state("mirror-error.json")
+    if isinstance(err, dict):
+        return {"state": "behind", "error": err.get("error")}
     rec = bucket.read_state(MIRROR_STATE)
     if not isinstance(rec, dict):  # an older mirror: ask Git
         from .mirror import mirror_state
