@@ -129,3 +129,16 @@ def copy_file(src: Path, dst: Path) -> Path:
 
 def set_mtime(path: Path, seconds: int) -> None:
     os.utime(path, (seconds, seconds))
+
+
+def commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
+    """Write ``files`` into ``repo`` and commit them at ``when`` (author and committer date)."""
+    import subprocess
+
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+        git("add", rel, cwd=repo)
+    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
+    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True, capture_output=True)
+    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()

@@ -32,7 +32,7 @@ import pytest
 from opentraces.ids import trace_id_for
 from opentraces.project import resolve_project
 
-from bucketrig import REAL_CLAUDE, git, one_line_error, run_cli_process
+from bucketrig import REAL_CLAUDE, commit, git, one_line_error, run_cli_process
 
 ORIGINAL = 'def greet(name: str) -> str:\n    return f"hello, {name}"\n'
 EDITED = ORIGINAL + '\n\ndef farewell(name: str) -> str:\n    return f"goodbye, {name}"\n'
@@ -42,14 +42,6 @@ NOTES_REF = "refs/notes/opentraces"
 
 
 # ------------------------------------------------------------------ helpers
-def commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-        git("add", rel, cwd=repo)
-    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
-    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True, capture_output=True)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def make_origin(folder: Path) -> tuple[Path, str, str]:

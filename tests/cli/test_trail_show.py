@@ -3,27 +3,17 @@ with their diffs and anchors; short-id lookup and its errors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from opentraces.ids import trace_id_for
 
-from bucketrig import REAL_CLAUDE, capture, git, one_line_error, rewrite_session
+from bucketrig import REAL_CLAUDE, capture, commit, git, one_line_error, rewrite_session
 
 ORIGINAL = 'def greet(name: str) -> str:\n    return f"hello, {name}"\n'
 EDITED = ORIGINAL + '\n\ndef farewell(name: str) -> str:\n    return f"goodbye, {name}"\n'
 REAL_TRACE = trace_id_for("claude-code", "164b9ad1-4c1b-4602-9102-5276951a1594")
 
 
-def commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-        git("add", rel, cwd=repo)
-    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
-    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True, capture_output=True)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def anchored_bucket(tmp_path: Path, cli) -> tuple[Path, str]:

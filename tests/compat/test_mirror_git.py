@@ -38,6 +38,7 @@ from bucketrig import (  # noqa: E402
     REAL_CLAUDE,
     capture,
     claude_sessions,
+    commit,
     git,
     rewrite_session,
     tree_digest,
@@ -83,14 +84,6 @@ def refs(bucket: Path, prefix: str = PREFIX) -> dict[str, str]:
     return dict(line.split(" ", 1) for line in out.splitlines())
 
 
-def commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-        git("add", rel, cwd=repo)
-    env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
-    subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True, capture_output=True)
-    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
 
 
 def make_project(folder: Path, *, edit_at: str | None = "2026-06-12T15:23:17Z") -> tuple[Path, str | None]:
