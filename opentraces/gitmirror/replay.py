@@ -19,7 +19,7 @@ import gitref
 from gitref import ObjectWriter
 
 from ..bucket import Bucket
-from ..errors import RefusedError
+from ..errors import OpentracesError, RefusedError
 from ..project import root_commit_of
 from .mirror import _raw_reader
 from .trail import LOCAL_REF, NOTES_REF, build_chain, epoch, trail_events
@@ -61,14 +61,11 @@ def pick_project(bucket: Bucket, clone: pygit2.Repository, project: str | None, 
     return hits[0]
 
 
-def _note_text(bucket: Bucket, project: str, anchors: list[dict[str, Any]]) -> str:
+def _note_text(anchors: list[dict[str, Any]], agent_of) -> str:
     lines = []
     for ev in anchors:
         p = ev["payload"]
-        try:
-            agent = bucket.trace_record(project, ev["trace_id"])["agent"]
-        except Exception:
-            agent = {}
+        agent = agent_of(ev["trace_id"])
         lines.append(f"opentraces: trace {ev['trace_id']} step {ev['step']}")
         lines.append(f"  patch {p['patch_id']} {p.get('path')} ({p.get('evidence')})")
         lines.append(f"  agent {agent.get('name')} {agent.get('version') or ''} model {agent.get('model') or ''}".rstrip())
@@ -94,9 +91,19 @@ def _notes(w: ObjectWriter, clone: pygit2.Repository, bucket: Bucket, project: s
     if current is not None:
         for path, oid, mode in gitref.iter_tree(clone, current):
             entries[path.replace("/", "")] = (mode, oid)  # flatten any fan-out
+    agents: dict[str, dict[str, Any]] = {}
+
+    def agent_of(trace_id: str) -> dict[str, Any]:  # each trace.json read once
+        if trace_id not in agents:
+            try:
+                agents[trace_id] = bucket.trace_record(project, trace_id)["agent"]
+            except OpentracesError:
+                agents[trace_id] = {}
+        return agents[trace_id]
+
     changed = 0
     for commit, anchors in sorted(by_commit.items()):
-        ours = _note_text(bucket, project, anchors)
+        ours = _note_text(anchors, agent_of)
         old = entries.get(commit)
         if old is not None:
             text = clone[old[1]].data.decode("utf-8", "replace")
