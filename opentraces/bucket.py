@@ -221,10 +221,10 @@ class Bucket:
 
     def _catch_up_mirror(self) -> None:
         """Rebuild the Git mirror if a crash left it behind the manifest."""
-        from .gitmirror.mirror import mirror_state
+        from .gitmirror.state import recorded_state
 
         head = self.manifest_head() or {}
-        if mirror_state(self, head.get("digest"))["state"] != "current":
+        if recorded_state(self, head.get("digest"))["state"] != "current":
             self.update_mirror([], [], full=True)
 
     def _manifest_matches(self, index: dict[str, Any]) -> bool:
