@@ -258,14 +258,15 @@ class Bucket:
         self.update_mirror(batches, sorted(by_trace))
         return sorted(by_trace)
 
-    def update_mirror(self, batches: list[Batch], traces: list[tuple[str, str]], *, full: bool = False) -> dict | None:
+    def update_mirror(self, batches: list[Batch], traces: list[tuple[str, str]], *, full: bool = False,
+                      scan=None) -> dict | None:
         """Refresh the Git mirror; a failure leaves it behind (status says so), never the bucket."""
         if not self.mirror:
             return None
         from .gitmirror.mirror import update_mirror
 
         try:
-            result = update_mirror(self, batches, traces, full=full)
+            result = update_mirror(self, batches, traces, full=full, scan=scan)
         except Exception as exc:  # the events are committed; the mirror catches up next time
             self.write_state(MIRROR_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
             return {"error": str(exc)}

@@ -236,7 +236,7 @@ def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, proje
 
 
 def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], *, full: bool = False,
-                  dry_run: bool = False) -> dict[str, Any]:
+                  dry_run: bool = False, scan=None) -> dict[str, Any]:
     """Bring the mirror up to date after ``batches`` touched ``traces``.
 
     ``full``: rebuild every ref from the files (``bucket repair``). An
@@ -245,6 +245,8 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     ``dry_run``: compute the tips a full rebuild would set and return them as
     ``{"tips": {ref: oid}}``; nothing is written (no ``.git`` created, no
     pack, no ref). ``bucket verify --full`` compares them with the refs.
+    ``scan``: the batches already read by the caller (``maintenance.scan``),
+    so a full rebuild does not read every batch a second time.
     """
     repo = open_mirror(bucket, create=not dry_run)
     if repo is None:
@@ -260,7 +262,7 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     if full:
         from ..maintenance.scan import scan_batches
 
-        scan = scan_batches(bucket)
+        scan = scan if scan is not None else scan_batches(bucket)
         batches = scan.batches
         by_trace = {k: list(v.values()) for k, v in scan.by_trace.items()}
         traces = sorted(by_trace)

@@ -74,7 +74,7 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
         manifest_written = bucket.write_manifest(rows, index)
     mirror = None
     if substrate in ("all", "trail"):
-        mirror = bucket.update_mirror(scan.batches, traces, full=True)
+        mirror = bucket.update_mirror(scan.batches, traces, full=True, scan=scan)
     return {
         "substrate": substrate,
         "traces": len(traces),

@@ -174,7 +174,7 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
         if scan.batches and disk_manifest != want:
             problems.append(_problem("manifest_mismatch" if disk_manifest else "projection_missing", layout.MANIFEST,
                                      "differs from a fresh fold of the events"))
-        problems.extend(_mirror_problems(bucket))
+        problems.extend(_mirror_problems(bucket, scan))
     return {
         "ok": not problems,
         "full": sample is None,
@@ -194,7 +194,7 @@ def _sample_traces(traces: list[tuple[str, str]], n: int) -> set[tuple[str, str]
     return set(keyed[:n])
 
 
-def _mirror_problems(bucket: Bucket) -> list[dict[str, str]]:
+def _mirror_problems(bucket: Bucket, scan) -> list[dict[str, str]]:
     """The Git mirror's refs against the tips a rebuild from the files would give (writes nothing)."""
     if not (bucket.root / layout.GIT).exists():
         return []
@@ -203,7 +203,7 @@ def _mirror_problems(bucket: Bucket) -> list[dict[str, str]]:
     from ..gitmirror.mirror import PREFIX, update_mirror
 
     try:
-        expected = update_mirror(bucket, [], [], dry_run=True)["tips"]
+        expected = update_mirror(bucket, [], [], dry_run=True, scan=scan)["tips"]
         actual = gitref.list_refs(gitref.open_repo(bucket.root / layout.GIT), PREFIX)
     except Exception as exc:  # an unreadable mirror is a finding, not a crash
         return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
