@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from opentraces_schema import Step
 
 from opentraces.capture import codex, patchtext
 from opentraces.capture.session import ParsedSession, SessionParseError
 
-from sessionrig import CLI_PY, ROOT, SHARED, git_apply, make_repo, read, roles
+from sessionrig import CLI_PY, ROOT, SHARED, check_append_stable, check_step_contract, git_apply, make_repo, read, roles
 
 SAMPLE = SHARED / "codex_cli" / "linear-rollout.jsonl"
 FIX1 = ROOT / "fixtures" / "codex" / "rollout-2026-03-14T10-01-59-019cf0a1-5b2e-7c41-9d3a-2f6b8e4c1a01.jsonl"
@@ -99,20 +98,7 @@ def parse(path: Path) -> ParsedSession:
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_every_step_is_a_schema_step(path):
-    s = parse(path)
-    uuids = {m.uuid for m in s.messages}
-    for i, st in enumerate(s.steps):
-        assert st.index == i == st.record["step_index"]
-        assert "context_node_id" not in st.record
-        Step.model_validate(st.record)
-        assert st.time == st.record["timestamp"]
-        assert st.rev >= 1
-        if st.record["role"] == "agent":
-            assert st.context_leaf in uuids
-        else:
-            assert st.context_leaf is None
-    for tc in (tc for st in s.steps for tc in st.record["tool_calls"]):
-        assert isinstance(tc["input"], dict)
+    check_step_contract(parse(path))
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -123,22 +109,7 @@ def test_parse_is_deterministic(path):
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_appending_rows_never_changes_earlier_steps(path):
-    data = read(path)
-    full = codex.parse(data, path.name)
-    ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
-    cuts = ends + [e - 7 for e in ends[1:]]  # line boundaries and torn last lines
-    for cut in sorted(set(cuts)):
-        part = codex.parse(data[:cut], path.name)
-        assert len(part.steps) <= len(full.steps)
-        for a in part.steps:
-            b = full.steps[a.index]
-            assert b.record["role"] == a.record["role"]
-            assert b.rev >= a.rev, (cut, a.index)
-            assert b.context_leaf == a.context_leaf
-            if b.rev == a.rev:
-                assert b.record == a.record, (cut, a.index)
-        assert full.messages[: len(part.messages)] == part.messages
-        assert full.patches[: len(part.patches)] == part.patches
+    check_append_stable(codex.parse, read(path), path.name, tear=7)
 
 
 def test_metadata_has_no_absolute_paths_or_capture_time():

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from opentraces_schema import Step
 
 from opentraces.capture import pi
 from opentraces.capture.session import ParsedSession, SessionParseError
 
-from sessionrig import CLI_PY, ROOT, SHARED, git_apply, jsonl, make_repo, read, roles
+from sessionrig import CLI_PY, ROOT, SHARED, check_append_stable, check_step_contract, git_apply, jsonl, make_repo, read, roles
 
 REAL = SHARED / "pi" / "pi-linear-edit-real-session.jsonl"
 SYNTH = SHARED / "pi" / "linear-session.jsonl"
@@ -65,19 +64,7 @@ def parse(path: Path) -> ParsedSession:
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_every_step_is_a_schema_step(path):
-    s = parse(path)
-    uuids = {m.uuid for m in s.messages}
-    for i, st in enumerate(s.steps):
-        assert st.index == i == st.record["step_index"]
-        assert "context_node_id" not in st.record
-        Step.model_validate(st.record)
-        assert st.time == st.record["timestamp"]
-        if st.record["role"] == "agent":
-            assert st.context_leaf in uuids
-        else:
-            assert st.context_leaf is None
-    for m in s.messages:
-        assert m.parent is None or m.parent in uuids
+    check_step_contract(parse(path))
 
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
@@ -88,20 +75,7 @@ def test_parse_is_deterministic(path):
 
 @pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
 def test_appending_rows_never_changes_earlier_steps(path):
-    data = read(path)
-    full = pi.parse(data, path.name)
-    ends = [i + 1 for i, b in enumerate(data) if b == 0x0A]
-    for cut in sorted(set(ends + [e - 5 for e in ends[1:]])):
-        part = pi.parse(data[:cut], path.name)
-        for a in part.steps:
-            b = full.steps[a.index]
-            assert b.record["role"] == a.record["role"]
-            assert b.rev >= a.rev
-            assert b.context_leaf == a.context_leaf
-            if b.rev == a.rev:
-                assert b.record == a.record, (cut, a.index)
-        assert full.messages[: len(part.messages)] == part.messages
-        assert full.patches[: len(part.patches)] == part.patches
+    check_append_stable(pi.parse, read(path), path.name, tear=5)
 
 
 # --------------------------------------------------------------------------
