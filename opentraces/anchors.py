@@ -110,25 +110,18 @@ def _contains_in_order(needles: list[str], hay: list[str]) -> bool:
     return all(any(h == n for h in it) for n in needles)
 
 
-def repo_path_of(path: str, cwd: str | None, root: str) -> str | None:
+def repo_path_of(path: str, root: str) -> str | None:
     """The patch path relative to the repository root, or None when it
-    cannot be placed (an absolute path outside both the repository and the
-    session's working directory)."""
+    cannot be placed. Capture already stores paths relative to the project
+    root (``emit._project_path``); an absolute path is one outside it."""
     if not path:
         return None
-    if not os.path.isabs(path):
-        rel = os.path.normpath(path)
-    else:
-        norm = os.path.normpath(path)
-        rel = None
-        for base in (cwd if cwd and os.path.isabs(cwd) else None, root):
-            if base:
-                base = os.path.normpath(base).rstrip("/")
-                if norm.startswith(base + "/"):
-                    rel = norm[len(base) + 1 :]
-                    break
-        if rel is None:
+    rel = os.path.normpath(path)
+    if os.path.isabs(rel):
+        base = os.path.normpath(root).rstrip("/")
+        if not rel.startswith(base + "/"):
             return None
+        rel = rel[len(base) + 1:]
     if rel in (".", "") or rel.startswith("../") or rel == "..":
         return None
     return rel
@@ -300,18 +293,10 @@ def _trail_events(bucket: Bucket, project: str, trace_id: str) -> list[dict] | N
                               "run 'opentraces bucket repair'") from None
 
 
-def _trace_cwd(events: list[dict]) -> str | None:
-    fin = [e for e in events if e["kind"] == "trace.finished"]
-    if not fin:
-        return None
-    best = max(fin, key=lambda e: (e["payload"].get("rev", 0), e["time"], e["event_id"]))
-    return best["payload"].get("cwd")
-
-
-def _build_patch(bucket: Bucket, project: str, trace_id: str, ev: dict, cwd: str | None, root: str,
+def _build_patch(bucket: Bucket, project: str, trace_id: str, ev: dict, root: str,
                  group: tuple[str, ...] | None) -> _Patch | None:
     p = ev["payload"]
-    rel = repo_path_of(p.get("path") or "", cwd, root)
+    rel = repo_path_of(p.get("path") or "", root)
     when = _epoch(ev["time"])
     if rel is None or when is None:
         return None
@@ -394,7 +379,6 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
         have = {e["event_id"] for e in events}
         anchored = {e["payload"].get("patch_id") for e in events if e["kind"] == "trail.anchor"}
         searched = set(st.get("open") or []) if st is not None else set()
-        cwd = _trace_cwd(events)
         pending: list[str] = []
         patch_evs = sorted((e for e in events if e["kind"] == "trail.patch"),
                            key=lambda e: (e["payload"].get("seq", 0), e["event_id"]))
@@ -407,7 +391,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
             group = old if (pid in searched and old is not None) else None
             if group == tips_key:
                 continue  # searched up to the current tips already
-            patch = _build_patch(bucket, project_slug, tid, ev, cwd, root, group)
+            patch = _build_patch(bucket, project_slug, tid, ev, root, group)
             if patch is None:
                 report["patches_unplaced"] += 1
                 continue
