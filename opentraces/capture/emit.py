@@ -78,13 +78,12 @@ def patch_diff(p: PatchRecord, rel: str) -> str:
         cut = next((i for i, ln in enumerate(lines) if ln.startswith("@@")), len(lines))
         body = "".join(lines[cut:])  # re-head the hunks with the project-relative path
     head = [f"diff --git a/{gpath} b/{gpath}\n"]
-    if True:
-        if p.operation == "create":
-            head += ["new file mode 100644\n", "--- /dev/null\n", f"+++ b/{gpath}\n"]
-        elif p.operation == "delete":
-            head += ["deleted file mode 100644\n", f"--- a/{gpath}\n", "+++ /dev/null\n"]
-        else:
-            head += [f"--- a/{gpath}\n", f"+++ b/{gpath}\n"]
+    if p.operation == "create":
+        head += ["new file mode 100644\n", "--- /dev/null\n", f"+++ b/{gpath}\n"]
+    elif p.operation == "delete":
+        head += ["deleted file mode 100644\n", f"--- a/{gpath}\n", "+++ /dev/null\n"]
+    else:
+        head += [f"--- a/{gpath}\n", f"+++ b/{gpath}\n"]
     return "".join(head) + body
 
 
