@@ -1,6 +1,7 @@
 """gitref: plumbing that maps data onto Git objects and refs with pygit2."""
 
 from .errors import GitrefError, NotFoundError, ObjectTypeError
+from .guard import WouldLoseError, guarded_update, is_ancestor, lost_commit_keys, lost_tree_paths, only_in
 from .objects import Identity, InvalidObjectError, UnsafeNameError, object_id
 from .packs import (
     PackError,
@@ -8,6 +9,8 @@ from .packs import (
     loose_object_count,
     pack_count,
     pack_paths,
+    packs_size,
+    prune_repack,
 )
 from .packwriter import ObjectWriter
 from .refs import (
@@ -21,7 +24,7 @@ from .refs import (
     list_refs,
     update_ref,
 )
-from .repo import NotARepositoryError, open_or_init_bare, open_repo
+from .repo import NotARepositoryError, open_or_init_bare, open_repo, set_head
 from .trees import PathConflictError, build_tree, iter_tree, read_blob, read_tree
 
 __all__ = [
@@ -52,7 +55,16 @@ __all__ = [
     "open_repo",
     "pack_count",
     "pack_paths",
+    "packs_size",
+    "prune_repack",
     "read_blob",
     "read_tree",
+    "set_head",
     "update_ref",
+    "WouldLoseError",
+    "guarded_update",
+    "is_ancestor",
+    "lost_commit_keys",
+    "lost_tree_paths",
+    "only_in",
 ]

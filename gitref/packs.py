@@ -84,6 +84,42 @@ def loose_object_count(repo: pygit2.Repository) -> int:
     return len(_loose_paths(repo))
 
 
+def packs_size(repo: pygit2.Repository) -> int:
+    """Bytes of every pack and index of ``repo``."""
+    return sum(p.stat().st_size + p.with_suffix(".idx").stat().st_size for p in pack_paths(repo))
+
+
+def _git_env(exe: str) -> dict[str, str]:
+    return {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "LC_ALL": "C", "PATH": os.path.dirname(exe)}
+
+
+def _run_git(repo: pygit2.Repository, exe: str, *args: str) -> None:
+    gitdir = objects_dir(repo).parent
+    cmd = [exe, "-c", "repack.writeBitmaps=false", "-c", "gc.auto=0", f"--git-dir={gitdir}", *args]
+    done = subprocess.run(cmd, env=_git_env(exe), capture_output=True, check=False)
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", "replace").strip()
+        raise PackError(f"git {args[0]} failed ({done.returncode}): {err}")
+
+
+def prune_repack(repo: pygit2.Repository, *, git: str = "git") -> int:
+    """Repack every reachable object into one pack with delta compression, drop
+    everything unreachable, and pack the refs; returns the new pack bytes.
+
+    ``git repack -a -d`` (reachable objects only, old packs deleted) then
+    ``git pack-refs --all --prune``. Call it only while no other process can be
+    staging objects for a ref it has not set yet (the caller's writer lock).
+    """
+    exe = shutil.which(git)
+    if not exe:
+        raise PackError("git is not installed; cannot prune the repository")
+    _run_git(repo, exe, "repack", "-a", "-d", "-q", "--window=10", "--depth=50")
+    _run_git(repo, exe, "pack-refs", "--all", "--prune")
+    for tmp in objects_dir(repo).glob("pack/tmp_*"):  # left by an interrupted repack
+        tmp.unlink(missing_ok=True)
+    return packs_size(repo)
+
+
 def consolidate_packs(
     repo: pygit2.Repository,
     max_packs: int = DEFAULT_MAX_PACKS,
@@ -103,9 +139,10 @@ def consolidate_packs(
     recent packs, not the whole repository (a full ``-a`` repack every few
     captures grew with the bucket). It packs every object of the packs it
     rolls up, reachable or not, so data staged before its ref was set is
-    never lost; this writer never leaves loose objects. Delta search is off
-    (``pack.window=0``): it made each roll-up cost ~0.8 s and our objects
-    (gzip blobs, distinct events) gain little from it. Git runs with system and global
+    never lost; this writer never leaves loose objects. Delta search is on
+    (Git's default window): successive versions of a tree or of a file's
+    before/after snapshot delta well, and the roll-ups are small. Pruning
+    is ``prune_repack``. Git runs with system and global
     config ignored, so the result does not depend on the user's setup.
     Without Git (``git=None`` or not found) a PackBuilder over every object
     in the odb writes the pack, then the packs and loose objects listed
@@ -130,7 +167,7 @@ def _git_repack(repo: pygit2.Repository, exe: str) -> None:
         "PATH": os.path.dirname(exe),
     }
     cmd = [
-        exe, "-c", "repack.writeBitmaps=false", "-c", "gc.auto=0", "-c", "pack.window=0",
+        exe, "-c", "repack.writeBitmaps=false", "-c", "gc.auto=0",
         f"--git-dir={gitdir}", "repack", "-d", "-q", "--geometric=2",
     ]  # fmt: skip
     done = subprocess.run(cmd, env=env, capture_output=True, check=False)

@@ -44,7 +44,23 @@ def open_or_init_bare(path: PathLike) -> pygit2.Repository:
     if p.exists() and (not p.is_dir() or any(p.iterdir())):
         return open_repo(p)
     p.mkdir(parents=True, exist_ok=True)
-    return pygit2.init_repository(str(p), bare=True)
+    return pygit2.init_repository(str(p), bare=True, initial_head="main")
+
+
+def set_head(repo: pygit2.Repository, target: str) -> bool:
+    """Make ``HEAD`` a symbolic reference to ``target`` (e.g. ``refs/heads/main``).
+
+    HEAD names which branch a clone checks out; it holds no data, so it is
+    rewritten when it names something else. Returns True if it changed.
+    """
+    try:
+        current = repo.references.get("HEAD")
+        if current is not None and current.type == pygit2.enums.ReferenceType.SYMBOLIC and current.target == target:
+            return False
+    except pygit2.GitError:
+        pass
+    repo.references.create("HEAD", target, force=True)
+    return True
 
 
 def objects_dir(repo: pygit2.Repository) -> Path:

@@ -1,6 +1,6 @@
 """opentraces: capture agent sessions into a portable, Git-native bucket."""
 
-from .bucket import Bucket, CommitResult
+from .bucket import Bucket
 from .errors import (
     ConfigError,
     CorruptionError,
@@ -11,8 +11,9 @@ from .errors import (
     OpentracesError,
     RefusedError,
 )
+from .writer import CommitResult, Writer, writing
 
 __all__ = [
     "Bucket", "CommitResult", "ConfigError", "CorruptionError", "ExitStatus", "LockedError",
-    "NotFoundError", "OfflineError", "OpentracesError", "RefusedError",
+    "NotFoundError", "OfflineError", "OpentracesError", "RefusedError", "Writer", "writing",
 ]

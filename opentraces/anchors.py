@@ -34,7 +34,7 @@ reference listing and nothing else, and pending patches are checked only
 against commits that arrived since. New patches (a new or grown session)
 are searched over the whole reachable history down to their time.
 
-The caller holds the bucket's writer lock and has run ``catch_up``.
+The caller holds a Writer (``opentraces.writer.writing``): the lock, caught up.
 """
 
 from __future__ import annotations
@@ -43,20 +43,23 @@ import bisect
 import datetime as _dt
 import os
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pygit2
 from pygit2.enums import SortMode
 
-from . import layout
+from . import layout, statefiles
 from .blobs import read_raw
 from .bucket import Bucket
 from .encoding import gunzip_bytes, parse_jsonl
 from .errors import CorruptionError, OpentracesError
 from .events import make_event
 
-STATE = "anchor-state.json"
-REPOS = "project-repos.json"
+if TYPE_CHECKING:
+    from .writer import Writer
+
+STATE = statefiles.ANCHORS
+REPOS = statefiles.REPOS
 SLACK_SECONDS = 300  # a commit up to 5 minutes "before" the patch still counts (clock skew)
 MIN_HUNK_CHARS = 8  # non-blank added characters a patch needs before a hunk match means anything
 EXACT = ("exact_blob_hash", "firm_observed", 1)
@@ -325,7 +328,7 @@ def load_repos(bucket: Bucket) -> dict[str, str]:
     return dict(doc) if isinstance(doc, dict) else {}
 
 
-def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
+def anchor_project(writer: "Writer", project_slug: str, repo_path: str, *,
                    traces: Iterable[str] | None = None) -> dict[str, Any]:
     """Search ``repo_path`` for the commits that accepted the patches of
     ``project_slug``'s traces (all, or only ``traces``); append what is found.
@@ -333,8 +336,10 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
     Returns a report: traces, traces_read, patches_checked, patches_pending,
     patches_unplaced, anchors_added, commits_walked, batch.
     """
+    bucket = writer.bucket
+    canon = bucket.names().canonical(project_slug)  # where the traces are projected (docs/FORMATS.md)
     report: dict[str, Any] = {
-        "project": project_slug, "repo": str(repo_path), "traces": 0, "traces_read": 0,
+        "project": canon, "repo": str(repo_path), "traces": 0, "traces_read": 0,
         "patches_checked": 0, "patches_pending": 0, "patches_unplaced": 0,
         "anchors_added": 0, "commits_walked": 0, "batch": None,
     }
@@ -357,7 +362,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
         rows = [{"trace_id": tid, "counts": None} for tid in sorted(set(traces))]
     else:
         rows = [{"trace_id": r["trace_id"], "counts": [r.get("patches"), r.get("anchored")]}
-                for r in bucket.rows() if r["project"] == project_slug]
+                for r in bucket.rows() if r["project"] == canon]
 
     patches: list[_Patch] = []
     per_trace: dict[str, dict[str, Any]] = {}  # trace -> {"counts", "pending", "have"}
@@ -372,7 +377,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
                     and (not st.get("open") or old == tips_key)):
                 per_trace[tid] = {"counts": row["counts"], "pending": list(st.get("open") or [])}
                 continue
-        events = _trail_events(bucket, project_slug, tid)
+        events = _trail_events(bucket, canon, tid)
         if events is None:
             continue  # no such trace in this project
         report["traces_read"] += 1
@@ -391,7 +396,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
             group = old if (pid in searched and old is not None) else None
             if group == tips_key:
                 continue  # searched up to the current tips already
-            patch = _build_patch(bucket, project_slug, tid, ev, root, group)
+            patch = _build_patch(bucket, ev["project"], tid, ev, root, group)
             if patch is None:
                 report["patches_unplaced"] += 1
                 continue
@@ -415,7 +420,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
             continue
         tier, t, _neg_order, commit, blob = min(p.found, key=lambda f: (f[0], f[1], f[2]))
         evidence, firmness, rank = EXACT if tier == 0 else HUNK
-        ev = make_event("trail.anchor", project_slug, p.trace_id, p.step, _rfc3339(t), {
+        ev = make_event("trail.anchor", canon, p.trace_id, p.step, _rfc3339(t), {
             "patch_id": p.patch_id, "commit": commit, "path": p.path, "blob": blob,
             "evidence": evidence, "firmness": firmness, "rank": rank,
         })
@@ -428,7 +433,7 @@ def anchor_project(bucket: Bucket, project_slug: str, repo_path: str, *,
             info["counts"][1] += 1
         new_events.append(ev)
     if new_events:
-        res = bucket.commit(new_events)
+        res = writer.commit(new_events)
         report["batch"] = res.batch
     report["anchors_added"] = len(new_events)
 
@@ -482,10 +487,11 @@ def _known_repo(bucket: Bucket, slug: str, folder: str) -> bool:
     return False
 
 
-def anchor_all(bucket: Bucket, repos: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def anchor_all(writer: "Writer", repos: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Anchor every project whose repository folder is known and still here."""
     from .project import resolve_project
 
+    bucket = writer.bucket
     repos = load_repos(bucket) if repos is None else repos
     out = []
     for slug in sorted(repos):
@@ -497,14 +503,14 @@ def anchor_all(bucket: Bucket, repos: dict[str, str] | None = None) -> list[dict
                         "anchors_added": 0, "commits_walked": 0, "patches_checked": 0})
             continue
         try:
-            out.append(anchor_project(bucket, slug, folder))
+            out.append(anchor_project(writer, slug, folder))
         except pygit2.GitError as exc:  # a repository libgit2 cannot read: report it, go on
             out.append({"project": slug, "repo": folder, "error": f"cannot read the repository ({exc})",
                         "anchors_added": 0, "commits_walked": 0, "patches_checked": 0})
     return out
 
 
-def anchor_captured(bucket: Bucket, repos: dict[str, str], captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def anchor_captured(writer: "Writer", repos: dict[str, str], captured: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Anchor the traces a capture just wrote, for projects whose repository
     is on this machine (capture calls this under its lock, after its batches)."""
     by_project: dict[str, set[str]] = {}
@@ -516,7 +522,7 @@ def anchor_captured(bucket: Bucket, repos: dict[str, str], captured: list[dict[s
         if not folder or not os.path.isdir(folder):
             continue
         try:
-            out.append(anchor_project(bucket, slug, folder, traces=traces))
+            out.append(anchor_project(writer, slug, folder, traces=traces))
         except (OpentracesError, pygit2.GitError, OSError) as exc:  # the capture itself is committed
             out.append({"project": slug, "repo": folder, "error": str(exc), "anchors_added": 0,
                         "commits_walked": 0, "patches_checked": 0})

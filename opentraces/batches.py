@@ -134,6 +134,19 @@ def read_batch(path: Path, *, check_events: bool = True) -> Batch:
     return decode_batch(path.name, path.read_bytes(), check_events=check_events)
 
 
+def read_header(path: Path) -> BatchHeader:
+    """A batch's header line only (a gzip stream read up to the first newline)."""
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as f:
+            doc = orjson.loads(f.readline(1 << 20))
+        return BatchHeader(doc["writer"], int(doc["seq"]), doc.get("prev"), int(doc["events"]))
+    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise BatchError(f"unreadable header: {exc}") from None
+
+
 def list_batch_names(folder: Path) -> list[str]:
     try:
         names = os.listdir(folder)

@@ -8,6 +8,7 @@ SHA-256 (so ``sha256sum`` confirms a raw blob).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +62,29 @@ class PendingBlobs:
         return addr
 
 
+def blob_path(root: Path, project: str, kind: str, addr: str) -> Path:
+    """Where a blob is: under ``project``, else under another claimed name of the same
+    repository (a blob stays where the capture that wrote it put it; docs/FORMATS.md)."""
+    path = root / blob_relpath(project, kind, addr)
+    if path.exists():
+        return path
+    from .projects import tag_of
+
+    tag = tag_of(project)
+    base = root / "blobs/v1"
+    try:
+        siblings = sorted(n for n in os.listdir(base) if n != project and tag_of(n) == tag)
+    except FileNotFoundError:
+        return path
+    for name in siblings:
+        alt = root / blob_relpath(name, kind, addr)
+        if alt.exists():
+            return alt
+    return path
+
+
 def read_raw(root: Path, project: str, addr: str) -> bytes:
-    path = root / blob_relpath(project, RAW, addr)
+    path = blob_path(root, project, RAW, addr)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -73,7 +95,7 @@ def read_raw(root: Path, project: str, addr: str) -> bytes:
 
 
 def read_context(root: Path, project: str, addr: str) -> Any:
-    path = root / blob_relpath(project, CONTEXT, addr)
+    path = blob_path(root, project, CONTEXT, addr)
     try:
         data = path.read_bytes()
     except FileNotFoundError:

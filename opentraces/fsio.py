@@ -40,11 +40,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_tmp(path: Path, data: bytes, sync: bool) -> Path:
+def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(path)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
+        os.fchmod(fd, mode)  # the umask must not widen or narrow what was asked
         view = memoryview(data)
         while view:
             n = os.write(fd, view)
@@ -66,9 +67,13 @@ def _unlink_quiet(path: Path) -> None:
         pass
 
 
-def atomic_write(path: Path, data: bytes, *, sync: bool = True) -> None:
-    """Replace ``path`` with ``data`` atomically (readers see old or new)."""
-    tmp = _write_tmp(path, data, sync)
+def atomic_write(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data`` atomically (readers see old or new).
+
+    ``mode`` is the new file's permission bits, set before any byte is
+    written (0o600 for credentials and config: never readable by others,
+    not even for an instant)."""
+    tmp = _write_tmp(path, data, sync, mode)
     try:
         os.replace(tmp, path)
     except BaseException:

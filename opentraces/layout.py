@@ -10,6 +10,8 @@ EVENTS = "events/v1"
 BATCHES = "events/v1/batches"
 INDEX = "events/v1/index.json"
 MANIFEST = "manifest.json"
+MANIFEST_SHARDS = "manifest"  # manifest/<hh>.json: the rows, by trace id prefix
+README = "README.md"  # in the Git mirror's bucket tree only
 STATE = ".state"  # local, never synced: writer id, lock, capture cursors, logs
 GIT = ".git"
 

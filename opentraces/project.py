@@ -1,8 +1,13 @@
-"""Project identity: ``<slug>-<8 hex>`` from the repository's root commit.
+"""Project identity: ``<name>-<8 hex>`` from the repository's root commit.
 
 For a Git repository on this machine the identity is its root commit (the
 last commit reached by following first parents from HEAD), so every clone
 agrees without a marker file. Otherwise it is the absolute path.
+
+The readable ``<name>`` a capture *claims* is the repository name of the
+``origin`` remote (``git@host:team/app.git`` -> ``app``), which clones share,
+else the checkout folder's name. Which claim a bucket uses for folders and
+refs is decided by ``opentraces.projects`` (one rule over the events).
 """
 
 from __future__ import annotations
@@ -34,6 +39,18 @@ def root_commit_of(repo: pygit2.Repository) -> str | None:
     return str(commit.id)
 
 
+def _claimed_name(repo: pygit2.Repository, root: Path) -> str:
+    """The origin remote's repository name, else the folder's name."""
+    try:
+        url = repo.remotes["origin"].url or ""
+    except (KeyError, ValueError, pygit2.GitError):
+        url = ""
+    name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
+    if name.endswith(".git"):
+        name = name[:-4]
+    return name if name and name not in (".", "..") else root.name
+
+
 def resolve_project(folder: str | os.PathLike) -> Project:
     """Identify the project that ``folder`` belongs to (need not exist here)."""
     path = Path(os.path.abspath(folder))
@@ -48,7 +65,7 @@ def resolve_project(folder: str | os.PathLike) -> Project:
                 root = Path(repo.workdir.rstrip("/"))
                 rc = root_commit_of(repo)
                 if rc:
-                    return Project(project_slug(root.name, f"git:{rc}"), str(root), rc)
+                    return Project(project_slug(_claimed_name(repo, root), f"git:{rc}"), str(root), rc)
                 return Project(project_slug(root.name, f"path:{root}"), str(root), None)
     return Project(project_slug(path.name, f"path:{path}"), str(path), None)
 

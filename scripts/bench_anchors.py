@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from opentraces.anchors import anchor_all, anchor_project  # noqa: E402
 from opentraces.blobs import PendingBlobs  # noqa: E402
 from opentraces.bucket import Bucket  # noqa: E402
+from opentraces.writer import writing  # noqa: E402
 from opentraces.events import make_event  # noqa: E402
 from opentraces.project import resolve_project  # noqa: E402
 
@@ -111,9 +112,8 @@ def build_bucket(root: Path, project: str, n_commits: int) -> tuple[int, int, in
         seq += 1
         never += 1
     events.append(make_event("trace.finished", project, tid, None, rfc(BASE + n_commits * STEP), {"rev": 1}))
-    with b.lock():
-        b.catch_up()
-        b.commit(events, blobs)
+    with writing(b) as w:
+        w.commit(events, blobs)
     return exact, hunk, never
 
 
@@ -146,9 +146,8 @@ def main() -> None:
                                                     check=True, capture_output=True))
 
         def run():
-            with bucket.lock():
-                bucket.catch_up()
-                return anchor_project(bucket, project, str(repo))
+            with writing(bucket) as w:
+                return anchor_project(w, project, str(repo))
 
         print(f"repository: {args.commits} commits, {FILES} files (git fast-import {t_import * 1000:.0f} ms); "
               f"git rev-list --count --all: {t_revlist * 1000:.1f} ms")
@@ -161,9 +160,8 @@ def main() -> None:
               f"anchors +{r2['anchors_added']}  pending {r2['patches_pending']}")
 
         def run_all():
-            with bucket.lock():
-                bucket.catch_up()
-                return anchor_all(bucket, {project: str(repo)})
+            with writing(bucket) as w:
+                return anchor_all(w, {project: str(repo)})
 
         (r2b,), t2b = timed(run_all)
         print(f"second, all projects:{t2b * 1000:6.1f} ms  walked {r2b['commits_walked']:>6}  (what 'trail anchor' does: "

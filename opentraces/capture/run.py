@@ -14,9 +14,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from .. import layout
+from .. import layout, statefiles
 from ..blobs import PendingBlobs
 from ..bucket import Bucket
+from ..writer import writing
 from ..errors import OpentracesError
 from ..ids import trace_id_for
 from ..project import Project, resolve_project
@@ -25,8 +26,8 @@ from .session import SessionParseError
 
 MAX_BATCH_EVENTS = 50_000
 MAX_BATCH_BYTES = 64 * 1024 * 1024
-CURSORS = "capture-cursors.json"
-REPOS = "project-repos.json"  # local: project slug -> repository folder on this machine
+CURSORS = statefiles.CURSORS
+REPOS = statefiles.REPOS
 
 
 @dataclass
@@ -90,22 +91,21 @@ def capture_paths(
     progress: Callable[[int, int], None] | None = None,
 ) -> CaptureReport:
     report = CaptureReport()
-    bucket.check()
-    with bucket.lock(lock_timeout):
-        bucket.catch_up()
+    with writing(bucket, lock_timeout) as writer:
         cursors = bucket.read_state(CURSORS) or {}
         repos = bucket.read_state(REPOS) or {}
         pending = _Pending()
-        known: set[tuple[str, str]] | None = None  # manifest rows, read only if a trace folder is missing
+        names = bucket.names()
 
         def flush() -> None:
-            nonlocal pending
+            nonlocal pending, names
             if pending.events or pending.blobs.items:
-                res = bucket.commit(pending.events, pending.blobs)
+                res = writer.commit(pending.events, pending.blobs)
                 if res.batch:
                     report.batches.append(res.batch)
                 report.blobs_written += res.blobs_written
             pending = _Pending()
+            names = bucket.names()  # a commit may have named a repository (docs/FORMATS.md)
 
         for i, path in enumerate(paths):
             if progress:
@@ -140,23 +140,21 @@ def capture_paths(
                 repos[project.slug] = project.root
             if tkey in pending.traces:
                 flush()  # the same session twice: let the second see the first
-            existing = bucket.trace_events(project.slug, trace_id)
+            canon = names.canonical(project.slug)
+            existing = bucket.trace_events(canon, trace_id)
             if not existing and tkey not in pending.traces:
-                if known is None:
-                    known = {(r["project"], r["trace_id"]) for r in bucket.rows()}
-                if tkey in known:
+                if any(r["trace_id"] == trace_id for r in bucket.shard_rows(trace_id[:2])):
                     # its trace folder was deleted: re-project from the batches
                     # first, so old events are not committed again
-                    from ..maintenance.repair import repair
-
-                    repair(bucket)
-                    known = set()
-                    existing = bucket.trace_events(project.slug, trace_id)
+                    writer.repair()
+                    names = bucket.names()
+                    canon = names.canonical(project.slug)
+                    existing = bucket.trace_events(canon, trace_id)
             have = {e["event_id"] for e in existing}
             events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, existing)
             new = [e for e in events if e["event_id"] not in have]
             report.lines_skipped += len(parsed.skipped)
-            cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": project.slug, "trace": trace_id}
+            cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": canon, "trace": trace_id}
             if not new:
                 report.unchanged.append(str(path))
                 continue
@@ -173,7 +171,7 @@ def capture_paths(
             bucket.write_state(REPOS, repos)
         from ..anchors import anchor_captured  # after the batches, still under the lock
 
-        report.anchors = anchor_captured(bucket, repos, report.captured)
+        report.anchors = anchor_captured(writer, repos, report.captured)
         if progress:
             progress(len(paths), len(paths))
     return report

@@ -11,6 +11,7 @@ from ..maintenance.repair import SUBSTRATES, rebuild, repair
 from ..maintenance.status import status
 from ..maintenance.verify import verify
 from .output import Env, echo, run
+from ..writer import writing
 from .progress import progress_bar
 
 json_opt = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
@@ -66,8 +67,8 @@ def manifest_cmd(env: Env, heal: bool, as_json: bool) -> None:
         b = Bucket.open(env.bucket)
         healed = None
         if heal:
-            with b.lock():
-                healed = repair(b)
+            with writing(b, catch_up=False) as w:
+                healed = repair(w)
         m = b.manifest()
         if m is None and not heal:
             # side-effect-free fallback: fold in memory, write nothing
@@ -93,8 +94,9 @@ def _manifest_in_memory(b: Bucket) -> dict | None:
     for (project, trace_id), evs in sorted(scan.by_trace.items()):
         tj = render_trace(trace_id, list(evs.values()))["trace.json"]
         rows.append(manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(evs)))
-    index = index_mod.build_index([index_mod.entry(x) for x in scan.batches])
-    return manifest_mod.build_manifest(rows, index_mod.summary(index))
+    index = index_mod.build_index(scan.batches)
+    head, _files = manifest_mod.build_manifest(rows, index_mod.summary(index), scan.names.as_json())
+    return {**head, "traces": manifest_mod.sort_rows(rows)}
 
 
 def _manifest_text(m: dict | None) -> str:
@@ -142,8 +144,8 @@ def repair_cmd(env: Env, as_json: bool) -> None:
 
     def go():
         b = Bucket.open(env.bucket)
-        with b.lock(), progress_bar("repairing", as_json) as cb:
-            res = repair(b, progress=cb)
+        with writing(b, catch_up=False) as w, progress_bar("repairing", as_json) as cb:
+            res = repair(w, progress=cb)
         return {"repair": res}, lambda r: echo(
             f"{r['repair']['traces']} traces re-projected, {r['repair']['files_written']} file(s) written"), 0
 
@@ -159,8 +161,8 @@ def rebuild_cmd(env: Env, substrate: str, as_json: bool) -> None:
 
     def go():
         b = Bucket.open(env.bucket)
-        with b.lock(), progress_bar("rebuilding", as_json) as cb:
-            res = rebuild(b, substrate, progress=cb)
+        with writing(b, catch_up=False) as w, progress_bar("rebuilding", as_json) as cb:
+            res = rebuild(w, substrate, progress=cb)
         return {"rebuild": res}, lambda r: echo(
             f"{substrate}: {r['rebuild']['traces']} traces, {r['rebuild']['files_written']} file(s) written"), 0
 
@@ -176,8 +178,8 @@ def prune_cmd(env: Env, dry_run: bool, as_json: bool) -> None:
 
     def go():
         b = Bucket.open(env.bucket)
-        with b.lock():
-            res = prune(b, dry_run=dry_run)
+        with writing(b, catch_up=False) as w:
+            res = prune(w, dry_run=dry_run)
 
         def render(r):
             p = r["prune"]

@@ -40,17 +40,18 @@ def anchor_cmd(env: Env, project_dir: str | None, as_json: bool) -> None:
             project = None
         if not bucket.exists():
             return _totals([]), _render_anchor, 0
-        with bucket.lock():
-            bucket.catch_up()
+        from ..writer import writing
+
+        with writing(bucket) as writer:
             if project is None:
-                reports = anchor_all(bucket)
+                reports = anchor_all(writer)
             else:
                 repos = load_repos(bucket)
                 if repos.get(project.slug) != project.root:
                     repos[project.slug] = project.root
                     bucket.write_state(REPOS, repos)
                 try:
-                    reports = [anchor_project(bucket, project.slug, project.root)]
+                    reports = [anchor_project(writer, project.slug, project.root)]
                 except pygit2.GitError as exc:
                     raise RefusedError(f"cannot read the repository at {project.root} ({exc})",
                                        "check it with 'git fsck'") from None

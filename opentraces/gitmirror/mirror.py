@@ -1,14 +1,17 @@
-"""The bucket's Git mirror in ``<bucket>/.git`` (bare), DESIGN.md §5.
+"""The bucket's Git mirror in ``<bucket>/.git`` (bare), DESIGN.md §5 and docs/GIT.md.
 
-Refs (the same names on a remote):
-  refs/opentraces/v1/events/<writer>          one commit per batch of that writer
-  refs/opentraces/v1/trails/<project>         the project's trail chain (trail.py)
-  refs/opentraces/v1/blobs/<project>/<trace>  that trace's blobs, at their bucket paths
-  refs/opentraces/v1/bucket                   the bucket without blobs and local state
+Refs (the same names on a remote), see ``opentraces.refnames``:
 
-Blob and bucket commits have no parent: each is a pure function of its tree,
-so the same content is the same commit. Every update stages objects in
-memory and writes one pack; packs are consolidated when they pile up.
+  refs/opentraces/v1/events/<writer>          one commit per batch of that writer (canonical, grows)
+  refs/opentraces/v1/trails/<project>         the project's trail (trail.py; deterministic)
+  refs/opentraces/v1/blobs/<project>/<trace>  that trace's blobs; a new commit on the old one when it grows
+  refs/opentraces/v1/bucket                   the bucket without blobs and local state, a chain
+  refs/heads/main (HEAD)                      the same commit, so `git clone` shows the bucket
+
+Every update edits trees in place (cost of the change), stages objects in
+memory, writes one pack, then moves each ref with a guarded
+compare-and-swap (``gitref.guarded_update``): fast-forwards, or rewrites that
+keep every event and blob the old value held; nothing is forced.
 """
 
 from __future__ import annotations
@@ -22,42 +25,73 @@ import pygit2
 import gitref
 from gitref import ObjectWriter
 from gitref.edit import Replace, update_tree
+from gitref.objects import BLOB
 
-from .. import layout
-from ..blobs import blob_relpath, referenced_blobs, read_raw
+from .. import layout, refnames, statefiles
+from ..blobs import blob_path, read_raw, referenced_blobs
 from ..bucket import Bucket
-from ..events import sort_key
-from .state import MIRROR_STATE
-from .trail import reusable_objects, build_chain, epoch, extend_chain, tip_position, trail_events, trail_ref
+from ..projections import manifest as manifest_mod
+from ..projects import Names
+from .readme import readme_bytes
+from .trail import (build_project_trail, epoch, event_ids_of, trail_events, trailers, update_project_trail)
 
-PREFIX = "refs/opentraces/v1/"
-BUCKET_REF = PREFIX + "bucket"
+PREFIX = refnames.PREFIX
+BUCKET_REF = refnames.BUCKET
 MAX_PACKS = 24
-_BUCKET_TOP = ("manifest.json", "events", "traces")
-
-
-def events_ref(writer: str) -> str:
-    return f"{PREFIX}events/{writer}"
-
-
-def blobs_ref(project: str, trace_id: str) -> str:
-    return f"{PREFIX}blobs/{project}/{trace_id}"
+_BUCKET_TOP = (layout.MANIFEST, layout.MANIFEST_SHARDS, "events", "traces")
+events_ref = refnames.events_ref
+blobs_ref = refnames.blobs_ref
+trail_ref = refnames.trail_ref
 
 
 def open_mirror(bucket: Bucket, create: bool = True) -> pygit2.Repository | None:
     path = bucket.root / layout.GIT
     if not create:  # never initialise anything (a dry run, a read)
         return gitref.open_repo(path) if path.exists() else None
-    return gitref.open_or_init_bare(path)
+    repo = gitref.open_or_init_bare(path)
+    gitref.set_head(repo, refnames.HEAD_TARGET)
+    return repo
 
 
-def _set(repo: pygit2.Repository, name: str, new: pygit2.Oid | None) -> bool:
-    old = gitref.get_ref(repo, name)
-    if new is None or old == new:
-        return False
-    gitref.update_ref(repo, name, new, old, force=False, message="opentraces mirror")
-    return True
+# ------------------------------------------------------------ what each ref holds
 
+def _batch_keys(c: pygit2.Commit) -> list[str]:
+    f = trailers(c.message)
+    return [f["Batch"]] if "Batch" in f else []
+
+
+def _bucket_batches(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid) -> list[str]:
+    """Batch files of the old bucket tree that the new one lacks."""
+    def names(oid):
+        try:
+            t = repo[oid].peel(pygit2.Tree)
+            sub = t[layout.BATCHES]
+            return {e.name for e in repo[sub.id]}
+        except KeyError:
+            return set()
+    return sorted(names(old) - names(new))
+
+
+LOST_RULES = {
+    "events": gitref.lost_commit_keys(_batch_keys),
+    "trails": gitref.lost_commit_keys(event_ids_of),
+    "blobs": gitref.lost_tree_paths,
+    "bucket": _bucket_batches,
+    "main": _bucket_batches,
+}
+
+
+def lost_rule(name: str):
+    """The superset rule of a managed ref (what a rewrite must keep)."""
+    return LOST_RULES[refnames.kind_of(name)]
+
+
+def move_ref(repo: pygit2.Repository, name: str, new: pygit2.Oid, expected_old: pygit2.Oid | None) -> str:
+    """The one way the mirror (and sync) moves a managed ref: guarded compare-and-swap."""
+    return gitref.guarded_update(repo, name, new, expected_old, lost=lost_rule(name), message="opentraces mirror")
+
+
+# ------------------------------------------------------------------- files
 
 def _files_under(root: Path, rel: str) -> dict[str, bytes]:
     out = {}
@@ -74,13 +108,15 @@ def _files_under(root: Path, rel: str) -> dict[str, bytes]:
 
 def _bucket_changes(bucket: Bucket, traces: Iterable[tuple[str, str]], batches: Iterable[str]) -> dict[str, Any]:
     root = bucket.root
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {layout.README: readme_bytes()}
+    shards = set()
     for project, trace_id in traces:
         rel = layout.trace_dir(project, trace_id)
         changes[rel] = Replace({k[len(rel) + 1:]: v for k, v in _files_under(root, rel).items()})
+        shards.add(manifest_mod.shard_path(manifest_mod.shard_of(trace_id)))
     for name in batches:
         changes[f"{layout.BATCHES}/{name}"] = (root / layout.BATCHES / name).read_bytes()
-    for rel in (layout.INDEX, layout.MANIFEST):
+    for rel in (layout.INDEX, layout.MANIFEST, *sorted(shards)):
         try:
             changes[rel] = (root / rel).read_bytes()
         except FileNotFoundError:
@@ -89,7 +125,7 @@ def _bucket_changes(bucket: Bucket, traces: Iterable[tuple[str, str]], batches: 
 
 
 def _full_bucket_files(bucket: Bucket) -> dict[str, bytes]:
-    files: dict[str, bytes] = {}
+    files: dict[str, bytes] = {layout.README: readme_bytes()}
     for top in _BUCKET_TOP:
         p = bucket.root / top
         if p.is_file():
@@ -99,13 +135,11 @@ def _full_bucket_files(bucket: Bucket) -> dict[str, bytes]:
     return files
 
 
-def _fields(msg: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in msg.splitlines()[1:] if ": " in line)
-
-
 def _batch_time(batch) -> int:
     return max((epoch(e["time"]) for e in batch.events), default=0)
 
+
+# ------------------------------------------------------------------- refs
 
 def _events_chains(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, batches: list, full: bool) -> dict[str, pygit2.Oid]:
     """New tips of refs/opentraces/v1/events/<writer>."""
@@ -116,7 +150,7 @@ def _events_chains(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, bat
     for writer, new in sorted(by_writer.items()):
         new.sort(key=lambda b: b.header.seq)
         current = gitref.get_ref(repo, events_ref(writer))
-        seq = int(_fields(repo[current].message).get("Seq", 0)) if current is not None else 0
+        seq = int(trailers(repo[current].message).get("Seq", 0)) if current is not None else 0
         if full or seq != new[0].header.seq - 1:
             if not full:  # the mirror missed batches: take the writer's whole chain from disk
                 from ..maintenance.scan import scan_batches
@@ -141,122 +175,122 @@ def _raw_reader(bucket: Bucket, project: str):
     return lambda addr: read_raw(bucket.root, project, addr)
 
 
-def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str,
-               new_events: list[dict[str, Any]], full: bool) -> pygit2.Oid | None:
-    """New tip of the project's trail ref: the chain is kept up to the first new event and rebuilt
-    from there (an append when the new events sort last); ``full`` builds it from the events alone."""
-    current = gitref.get_ref(repo, trail_ref(project))
-    new = trail_events(new_events)
-    if not new and not full:
-        return current
-    raw = _raw_reader(bucket, project)
-    if full:  # from the canonical events alone: the current ref is what is being checked or repaired
-        return build_chain(w, new, raw)
-    if current is not None:
-        back = _rewind(repo, current, sort_key(new[0]))
-        if back is not None:  # keep the chain up to the first new event, rebuild only what follows it
-            parent, seq, suffix, reuse = back
-            return build_chain(w, trail_events(suffix + new), raw, parent=parent, start_seq=seq + 1, reuse=reuse)
+def _project_events(bucket: Bucket, project: str) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     for row in bucket.rows():
         if row["project"] == project:
-            events.extend(e for e in bucket.trace_events(project, row["trace_id"]) if e["kind"].startswith("trail."))
-    return extend_chain(w, repo, current, trail_events(events), raw)
+            events.extend(bucket.trace_events(project, row["trace_id"]))
+    return events
 
 
-def _rewind(repo: pygit2.Repository, tip: pygit2.Oid,
-            first: tuple) -> tuple[pygit2.Oid | None, int, list[dict[str, Any]], dict[str, Any]] | None:
-    """Walk the chain back from ``tip`` to the last commit whose event sorts before ``first``.
-
-    Returns (that commit or None, its seq or 0, the events of the commits after
-    it, oldest first), reading them from the commits themselves, so the cost is
-    that of the part that changes (nothing for an append). None when a commit on
-    the way is not the trail commit its position requires (the caller then
-    rebuilds from the bucket's files).
-    """
-    suffix: list[dict[str, Any]] = []
-    reuse: dict[str, dict[str, Any]] = {}
-    oid: pygit2.Oid | None = tip
-    expect = None
-    while oid is not None:
-        seq, event_id = tip_position(repo, oid)
-        ev = _tip_event(repo, oid, seq) if seq else None
-        if ev is None or ev.get("event_id") != event_id or (expect is not None and seq != expect):
-            return None
-        if sort_key(ev) < first:
-            return oid, seq, suffix[::-1], reuse
-        suffix.append(ev)
-        objs = reusable_objects(repo, oid, ev)
-        if objs is not None:
-            reuse[ev["event_id"]] = objs
-        parents = repo[oid].parent_ids
-        if len(parents) != (0 if seq == 1 else 1):
-            return None
-        oid, expect = (parents[0] if parents else None), seq - 1
-    return None, 0, suffix[::-1], reuse
-
-
-def _tip_event(repo: pygit2.Repository, tip: pygit2.Oid, seq: int) -> dict[str, Any] | None:
-    import orjson
-
+def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str,
+               by_trace: dict[str, list[dict[str, Any]]], full: bool) -> pygit2.Oid | None:
+    """New tip of the project's trail ref (``full``: from the given events alone)."""
+    raw = _raw_reader(bucket, project)
+    if full:
+        return build_project_trail(w, project, [e for evs in by_trace.values() for e in evs], raw)
+    current = gitref.get_ref(repo, trail_ref(project))
     try:
-        tree = repo[tip].peel(pygit2.Tree)
-        return orjson.loads(repo[tree["events"].id].peel(pygit2.Tree)[f"{seq:012d}.json"].data)
-    except (KeyError, ValueError):
-        return None
+        return update_project_trail(w, repo, project, current, by_trace, raw, _old_first(bucket, project, by_trace))
+    except (ValueError, KeyError):  # a trail of an older layout: build it from the bucket's files
+        return build_project_trail(w, project, _project_events(bucket, project), raw)
 
 
-def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str, trace_id: str,
-                 events: list[dict[str, Any]], full: bool) -> pygit2.Oid | None:
-    name = blobs_ref(project, trace_id)
-    current = None if full else gitref.get_ref(repo, name)
-    changes: dict[str, Any] = {}
-    time = 0  # the latest event that cites a blob: anchors and the like do not move this ref
+def _old_first(bucket: Bucket, project: str, by_trace: dict[str, list[dict[str, Any]]]) -> dict[str, str | None]:
+    """Per trace: the time of its first trail event among those it had before ``by_trace``'s."""
+    out: dict[str, str | None] = {}
+    for trace_id, new in by_trace.items():
+        fresh = {e["event_id"] for e in new}
+        old = [e["time"] for e in trail_events(bucket.trace_events(project, trace_id)) if e["event_id"] not in fresh]
+        out[trace_id] = min(old) if old else None
+    return out
+
+
+def _blob_files(bucket: Bucket, project: str, events: Iterable[dict[str, Any]]) -> tuple[dict[str, bytes], int]:
+    """{bucket path: bytes} of the blobs the events cite and this bucket holds, and the latest citing time."""
+    changes: dict[str, bytes] = {}
+    time = 0
     for ev in events:
         cited = referenced_blobs(ev)
         if cited:
             time = max(time, epoch(ev["time"]))
         for kind, addr in cited:
-            rel = blob_relpath(project, kind, addr)
+            path = blob_path(bucket.root, ev["project"], kind, addr)
+            rel = path.relative_to(bucket.root).as_posix()
             if rel in changes:
                 continue
             try:
-                changes[rel] = (bucket.root / rel).read_bytes()
+                changes[rel] = path.read_bytes()
             except FileNotFoundError:
                 continue  # not fetched here (lazy): the remote keeps it
-    base = None
+    return changes, time
+
+
+def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str, trace_id: str,
+                 events: list[dict[str, Any]], full: bool) -> tuple[pygit2.Oid | None, dict[str, pygit2.Oid]]:
+    """(new tip, {path: blob id} the files give): the current commit, or a new one on it holding more."""
+    current = gitref.get_ref(repo, blobs_ref(project, trace_id))
+    changes, time = _blob_files(bucket, project, events)
+    base_tree = repo[current].peel(pygit2.Tree).id if current is not None else None
+    # what verify expects to find inside the ref: the blobs the files give
+    expected = {rel: gitref.object_id(BLOB, data) for rel, data in changes.items()} if full else {}
+    tree = update_tree(w, repo, base_tree, changes)
+    if current is not None and tree == base_tree:
+        return current, expected
     if current is not None:
-        base = repo[current].peel(pygit2.Tree).id
         time = max(time, repo[current].commit_time)
-        if not changes and time == repo[current].commit_time:
-            return current
-    tree = update_tree(w, repo, base, changes)
     msg = f"blobs of trace {trace_id}\n\nProject: {project}\nTrace: {trace_id}\n"
-    return w.commit(tree, [], msg, time)
+    return w.commit(tree, [current] if current is not None else [], msg, time), expected
+
+
+def _bucket_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, batches: list, traces, full: bool,
+                   batch_count: int, times: list[int]) -> tuple[pygit2.Oid, pygit2.Oid]:
+    """(new tip of the bucket chain, its tree)."""
+    current = gitref.get_ref(repo, BUCKET_REF)
+    if full or current is None:
+        files = _full_bucket_files(bucket)
+        tree = w.tree(gitref.trees.nest_paths(files))
+    else:
+        tree = update_tree(w, repo, repo[current].peel(pygit2.Tree).id,
+                           _bucket_changes(bucket, traces, [b.name for b in batches]))
+    if current is not None and repo[current].peel(pygit2.Tree).id == tree:
+        return current, tree
+    time = max([repo[current].commit_time if current is not None else 0] + times + [0])
+    head = bucket.manifest_head() or {}
+    msg = (f"opentraces bucket ({(head.get('summary') or {}).get('trace_count', 0)} traces)\n\n"
+           f"Manifest-Digest: {head.get('digest')}\nBatches: {batch_count}\n")
+    return w.commit(tree, [current] if current is not None else [], msg, time), tree
+
+
+def _group(batches: list, names: Names) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    by_trace: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for b in batches:
+        for ev in b.events:
+            by_trace.setdefault((names.canonical(ev["project"]), ev["trace_id"]), []).append(ev)
+    return by_trace
 
 
 def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], *, full: bool = False,
-                  dry_run: bool = False, scan=None) -> dict[str, Any]:
+                  dry_run: bool = False, scan=None, names: Names | None = None) -> dict[str, Any]:
     """Bring the mirror up to date after ``batches`` touched ``traces``.
 
     ``full``: rebuild every ref from the files (``bucket repair``). An
     incremental update that finds the mirror behind (a failed update, a
     bucket copied without ``.git``) is done as a full one.
-    ``dry_run``: compute the tips a full rebuild would set and return them as
-    ``{"tips": {ref: oid}}``; nothing is written (no ``.git`` created, no
-    pack, no ref). ``bucket verify --full`` compares them with the refs.
-    ``scan``: the batches already read by the caller (``maintenance.scan``),
-    so a full rebuild does not read every batch a second time.
+    ``dry_run``: compute what a full rebuild gives and return
+    ``{"tips": {ref: oid}, "trees": {ref: tree}}`` without writing anything;
+    ``bucket verify --full`` compares them with the refs.
+    ``scan``: the batches already read by the caller (``maintenance.scan``).
     """
     repo = open_mirror(bucket, create=not dry_run)
     if repo is None:
-        return {"tips": {}}
+        return {"tips": {}, "trees": {}}
     full = full or dry_run
     w = ObjectWriter(repo)
     index = bucket.index() or {"batch_count": 0}
     current = gitref.get_ref(repo, BUCKET_REF)
     if not full:
-        recorded = int(_fields(repo[current].message).get("Batches", -1)) if current is not None else 0
+        recorded = int(trailers(repo[current].message).get("Batches", -1)) if current is not None else 0
         if recorded + len(batches) != index["batch_count"]:
             full = True  # the mirror missed batches: every ref may be behind, not only these traces'
     if full:
@@ -264,44 +298,85 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
 
         scan = scan if scan is not None else scan_batches(bucket)
         batches = scan.batches
+        names = scan.names
         by_trace = {k: list(v.values()) for k, v in scan.by_trace.items()}
-        traces = sorted(by_trace)
     else:
-        by_trace = {}
-        for b in batches:
-            for ev in b.events:
-                by_trace.setdefault((ev["project"], ev["trace_id"]), []).append(ev)
+        names = names if names is not None else bucket.names()
+        by_trace = _group(batches, names)
     tips: dict[str, pygit2.Oid | None] = dict(_events_chains(w, repo, bucket, batches, full))
+    trees: dict[str, Any] = {}
     projects = sorted({p for p, _ in by_trace})
     for project in projects:
-        evs = [e for (p, _t), es in by_trace.items() if p == project for e in es]
-        tips[trail_ref(project)] = _trail_tip(w, repo, bucket, project, evs, full)
+        per_trace = {t: evs for (p, t), evs in by_trace.items() if p == project}
+        tips[trail_ref(project)] = _trail_tip(w, repo, bucket, project, per_trace, full)
     for (project, trace_id), evs in sorted(by_trace.items()):
-        tips[blobs_ref(project, trace_id)] = _blob_commit(w, repo, bucket, project, trace_id, evs, full)
+        name = blobs_ref(project, trace_id)
+        tips[name], trees[name] = _blob_commit(w, repo, bucket, project, trace_id, evs, full)
         if dry_run:  # nothing later refers to these objects: keep memory to one trace's blobs
             w.discard()
     # the bucket ref, last: it names the manifest the other refs back
-    if full or current is None:
-        files = _full_bucket_files(bucket)
-        tree = w.tree(gitref.trees.nest_paths(files)) if files else w.tree({})
-        time = max((epoch(e["time"]) for es in by_trace.values() for e in es), default=0)
-    else:
-        tree = update_tree(w, repo, repo[current].peel(pygit2.Tree).id,
-                           _bucket_changes(bucket, traces, [b.name for b in batches]))
-        time = max([repo[current].commit_time] + [_batch_time(b) for b in batches])
-    head = bucket.manifest_head() or {}
-    msg = (f"opentraces bucket ({(head.get('summary') or {}).get('trace_count', 0)} traces)\n\n"
-           f"Manifest-Digest: {head.get('digest')}\nBatches: {index['batch_count']}\n")
-    tips[BUCKET_REF] = w.commit(tree, [], msg, time)
+    times = [_batch_time(b) for b in batches] if not full else [
+        max((epoch(e["time"]) for es in by_trace.values() for e in es), default=0)]
+    tips[BUCKET_REF], trees[BUCKET_REF] = _bucket_commit(w, repo, bucket, batches, sorted(by_trace), full,
+                                                         index["batch_count"], times)
+    tips[refnames.MAIN] = tips[BUCKET_REF]
     if dry_run:
         w.discard()
-        return {"tips": {name: tip for name, tip in sorted(tips.items()) if tip is not None}}
+        return {"tips": {n: t for n, t in sorted(tips.items()) if t is not None},
+                "trees": {n: t for n, t in sorted(trees.items())}}
     w.flush()
-    changed = [name for name, tip in sorted(tips.items()) if _set(repo, name, tip)]
-    bucket.write_state(MIRROR_STATE, {"bucket_commit": str(tips[BUCKET_REF]), "digest": head.get("digest")})
-    if gitref.pack_count(repo) > MAX_PACKS:
-        gitref.consolidate_packs(repo)
+    changed = []
+    for name, tip in sorted(tips.items(), key=lambda kv: _push_order(kv[0])):
+        if tip is not None and move_ref(repo, name, tip, gitref.get_ref(repo, name)) != "unchanged":
+            changed.append(name)
+    if full:
+        changed += _drop_stale(repo, bucket, tips, scan)
+    head = bucket.manifest_head() or {}
+    bucket.write_state(statefiles.MIRROR, {"bucket_commit": str(tips[BUCKET_REF]), "digest": head.get("digest")})
+    compact(bucket, repo)
     return {"refs_updated": len(changed), "refs": changed}
+
+
+def compact(bucket: Bucket, repo: pygit2.Repository, *, force_prune: bool = False) -> dict[str, Any]:
+    """Keep the mirror small: roll small packs up when they pile up; prune unreachable
+    objects and re-delta everything when the packs have doubled since the last prune
+    (so the cost is amortised, proportional to growth). Runs under the writer lock."""
+    rec = bucket.read_state(statefiles.REPACK) or {}
+    size = gitref.packs_size(repo)
+    last = rec.get("bytes", 0) if isinstance(rec, dict) else 0
+    if force_prune or (gitref.pack_count(repo) > MAX_PACKS and size > 2 * max(last, 1 << 20)):
+        after = gitref.prune_repack(repo)
+        bucket.write_state(statefiles.REPACK, {"bytes": after})
+        return {"pruned": True, "bytes_before": size, "bytes_after": after}
+    if gitref.pack_count(repo) > MAX_PACKS:
+        gitref.consolidate_packs(repo, MAX_PACKS)
+    return {"pruned": False, "bytes_before": size, "bytes_after": gitref.packs_size(repo)}
+
+
+def _push_order(name: str) -> tuple[int, str]:
+    """Blobs, then events, then trails, then the bucket ref and main (DESIGN.md §6)."""
+    order = {"blobs": 0, "events": 1, "trails": 2, "bucket": 3, "main": 4}
+    return order.get(refnames.kind_of(name) or "", 5), name
+
+
+def _drop_stale(repo: pygit2.Repository, bucket: Bucket, tips: dict[str, Any], scan) -> list[str]:
+    """Delete derived refs no event produces any more (a project renamed by the naming rule),
+    only when the bucket still holds everything they hold."""
+    event_ids = {eid for evs in scan.by_trace.values() for eid in evs}
+    dropped = []
+    for name, oid in gitref.list_refs(repo, PREFIX).items():
+        kind = refnames.kind_of(name)
+        if name in tips or kind not in ("trails", "blobs"):
+            continue
+        if kind == "trails":
+            held = {k for c in gitref.only_in(repo, oid, None) for k in event_ids_of(c)}
+            covered = held <= event_ids
+        else:
+            covered = all((bucket.root / path).exists() for path, _o, _m in gitref.iter_tree(repo, oid))
+        if covered:
+            gitref.delete_ref(repo, name, oid)
+            dropped.append(name)
+    return dropped
 
 
 def mirror_state(bucket: Bucket, digest: str | None) -> dict[str, Any]:
@@ -317,7 +392,7 @@ def mirror_state(bucket: Bucket, digest: str | None) -> dict[str, Any]:
     if tip is None:
         return {"state": "absent"}
     try:
-        recorded = _fields(repo[tip].message).get("Manifest-Digest")
+        recorded = trailers(repo[tip].message).get("Manifest-Digest")
     except (KeyError, ValueError, AttributeError) as exc:  # the ref names a missing or non-commit object
         return {"state": "damaged", "detail": f"{BUCKET_REF} -> {tip}: {exc}"}
     return {"state": "current" if recorded == digest else "behind", "commit": str(tip)}

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import layout
+from .. import layout, statefiles
 from ..bucket import Bucket
 
-MIRROR_STATE = "mirror.json"  # in .state/: {bucket_commit, digest}
+MIRROR_STATE = statefiles.MIRROR  # {bucket_commit, digest}
 
 
 def recorded_state(bucket: Bucket, digest: str | None) -> dict[str, Any]:
     if not (bucket.root / layout.GIT).exists():
         return {"state": "absent"}
-    err = bucket.read_state("mirror-error.json")
+    err = bucket.read_state(statefiles.MIRROR_ERROR)
     if isinstance(err, dict):
         return {"state": "behind", "error": err.get("error")}
     rec = bucket.read_state(MIRROR_STATE)

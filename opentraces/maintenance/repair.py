@@ -1,24 +1,31 @@
 """``bucket repair`` and ``bucket rebuild``: re-project from events + blobs.
 
 Both are idempotent: files are written only when their bytes change, so a
-second run writes nothing.
+second run writes nothing. Both run through a Writer (the lock is held).
+Trace folders left under a project's old name (after the naming rule chose
+another name, or a bucket written before the rule) are moved by re-projection
+and the old folders removed; a folder whose trace no batch mentions is left
+alone (it may hold the only copy of lost events).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+import shutil
+from typing import TYPE_CHECKING, Any, Callable
 
 import orjson
 
 from .. import layout
-from ..bucket import Bucket
 from ..errors import CorruptionError
 from ..fsio import write_if_changed
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
 from ..projections.tracedir import render_trace
 from .scan import scan_batches
+
+if TYPE_CHECKING:
+    from ..writer import Writer
 
 SUBSTRATES = ("trail", "traces", "context-tree", "all")
 
@@ -30,10 +37,28 @@ _FILES: dict[str, Callable[[str], bool]] = {
 }
 
 
-def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, Any]:
+def _stale_folders(root, traces: set[tuple[str, str]]) -> list[str]:
+    """Trace folders of traces the batches place under another project name."""
+    placed = {t for _p, t in traces}
+    out = []
+    base = root / layout.TRACES
+    if not base.is_dir():
+        return out
+    for project in sorted(os.listdir(base)):
+        pdir = base / project
+        if not pdir.is_dir():
+            continue
+        for trace_id in sorted(os.listdir(pdir)):
+            if trace_id in placed and (project, trace_id) not in traces:
+                out.append(f"{layout.TRACES}/{project}/{trace_id}")
+    return out
+
+
+def rebuild(writer: "Writer", substrate: str = "all", progress=None) -> dict[str, Any]:
     """Re-project one substrate (or all) from canonical state."""
     if substrate not in SUBSTRATES:
         raise ValueError(substrate)
+    bucket = writer.bucket
     want = _FILES[substrate]
     scan = scan_batches(bucket)
     if scan.damaged:
@@ -66,27 +91,36 @@ def rebuild(bucket: Bucket, substrate: str = "all", progress=None) -> dict[str, 
             written += write_if_changed(base / layout.TRACE_JSON, files[layout.TRACE_JSON], sync=False)
         tj = files[layout.TRACE_JSON]
         rows.append(manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(events)))
-    index = index_mod.build_index([index_mod.entry(b) for b in scan.batches])
+    moved = []
+    if substrate == "all":
+        for rel in _stale_folders(bucket.root, set(traces)):
+            shutil.rmtree(bucket.root / rel)
+            moved.append(rel)
+            parent = (bucket.root / rel).parent
+            if parent.is_dir() and not any(parent.iterdir()):
+                parent.rmdir()
+    index = index_mod.build_index(scan.batches)
     index_written = manifest_written = False
     if substrate in ("all", "trail"):
         index_written = write_if_changed(bucket.root / layout.INDEX, index_mod.encode(index), sync=False)
     if substrate in ("all", "traces"):
-        manifest_written = bucket.write_manifest(rows, index)
+        manifest_written = writer.write_full_manifest(rows, index, scan.names)
     mirror = None
     if substrate in ("all", "trail"):
-        mirror = bucket.update_mirror(scan.batches, traces, full=True, scan=scan)
+        mirror = writer.update_mirror(scan.batches, traces, full=True, scan=scan, names=scan.names)
     return {
         "substrate": substrate,
         "traces": len(traces),
-        "files_written": written + index_written + manifest_written,
+        "files_written": written + index_written + manifest_written + len(moved),
         "index_written": index_written,
         "manifest_written": manifest_written,
+        "folders_moved": moved,
         "batches": len(scan.batches),
         "damaged_batches": [{"name": n, "detail": d} for n, d in scan.damaged],
         "mirror": mirror,
     }
 
 
-def repair(bucket: Bucket, progress=None) -> dict[str, Any]:
-    """Re-project everything and the manifest (caller holds the writer lock)."""
-    return rebuild(bucket, "all", progress)
+def repair(writer: "Writer", progress=None) -> dict[str, Any]:
+    """Re-project everything and the manifest."""
+    return rebuild(writer, "all", progress)

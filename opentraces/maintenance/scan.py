@@ -9,13 +9,16 @@ from typing import Any
 from .. import layout
 from ..batches import Batch, BatchError
 from ..bucket import Bucket
+from ..projects import Names
 
 
 @dataclass
 class Scan:
     batches: list[Batch] = field(default_factory=list)
     damaged: list[tuple[str, str]] = field(default_factory=list)  # (name, reason)
+    # (canonical project, trace id) -> {event id: event}
     by_trace: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=lambda: defaultdict(dict))
+    names: Names = field(default_factory=Names)
 
 
 def scan_batches(bucket: Bucket, *, check_events: bool = True) -> Scan:
@@ -27,8 +30,10 @@ def scan_batches(bucket: Bucket, *, check_events: bool = True) -> Scan:
             scan.damaged.append((name, str(exc)))
             continue
         scan.batches.append(batch)
+        scan.names.observe(batch.events)
+    for batch in scan.batches:  # the names need every event before any is placed
         for ev in batch.events:
-            scan.by_trace[(ev["project"], ev["trace_id"])].setdefault(ev["event_id"], ev)
+            scan.by_trace[(scan.names.canonical(ev["project"]), ev["trace_id"])].setdefault(ev["event_id"], ev)
     return scan
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from .. import statefiles
 from ..bucket import Bucket
 
 
@@ -40,7 +41,7 @@ def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any
         "writers": len(batches.get("writers", {})),
     })
     reasons = []
-    last = bucket.read_state("last-batch.json")
+    last = bucket.read_state(statefiles.LAST_BATCH)
     if last and last.get("name") and last.get("name") not in batches.get("writers", {}).values():
         reasons.append(f"batch {last['name']} is committed but not yet projected")
     if reasons:

@@ -18,6 +18,7 @@ from typing import Any
 from .. import layout
 from ..batches import GZIP_HEADER
 from ..blobs import addr_from_name, blob_relpath, referenced_blobs
+from ..projects import tag_of
 from ..bucket import Bucket
 from ..encoding import address, gunzip_bytes, GzipError
 from ..projections import index as index_mod
@@ -111,12 +112,18 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
         else:
             nbytes += os.path.getsize(bucket.root / rel)
     dangling = 0
-    for (project, _trace), events in scan.by_trace.items():
+    held = set()  # (repository tag, kind, address): a blob may sit under any claimed name of its repository
+    for rel in blob_files:
+        parts = rel.split("/")
+        hit = addr_from_name(parts[-1])
+        if hit:
+            held.add((tag_of(parts[2]), hit[0], hit[1]))
+    for events in scan.by_trace.values():
         for ev in events.values():
             for kind, addr in referenced_blobs(ev):
-                rel = blob_relpath(project, kind, addr)
-                if rel not in present:
+                if (tag_of(ev["project"]), kind, addr) not in held:
                     dangling += 1
+                    rel = blob_relpath(ev["project"], kind, addr)
                     problems.append(_problem("dangling_blob", rel, f"cited by event {ev['event_id']} ({ev['kind']})"))
     # de-duplicate dangling reports of one blob cited many times
     seen = set()
@@ -158,22 +165,7 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
                 problems.append(_problem("schema_invalid", f"{base}/{layout.TRACE_JSON}", why))
         rows[(project, trace_id)] = manifest_mod.trace_row(project, trace_id, orjson.loads(tj), tj, len(events))
     if sample is None and not scan.damaged:
-        index = index_mod.build_index([index_mod.entry(b) for b in scan.batches])
-        try:
-            disk_index = (bucket.root / layout.INDEX).read_bytes()
-        except FileNotFoundError:
-            disk_index = None
-        if scan.batches and disk_index != index_mod.encode(index):
-            problems.append(_problem("index_mismatch" if disk_index else "projection_missing", layout.INDEX,
-                                     "differs from the batch files"))
-        want = manifest_mod.encode(manifest_mod.build_manifest(list(rows.values()), index_mod.summary(index)))
-        try:
-            disk_manifest = (bucket.root / layout.MANIFEST).read_bytes()
-        except FileNotFoundError:
-            disk_manifest = None
-        if scan.batches and disk_manifest != want:
-            problems.append(_problem("manifest_mismatch" if disk_manifest else "projection_missing", layout.MANIFEST,
-                                     "differs from a fresh fold of the events"))
+        problems.extend(_index_and_manifest_problems(bucket, scan, list(rows.values())))
         problems.extend(_mirror_problems(bucket, scan))
     return {
         "ok": not problems,
@@ -189,6 +181,38 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
     }
 
 
+def _read(path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _index_and_manifest_problems(bucket: Bucket, scan, rows: list[dict]) -> list[dict[str, str]]:
+    """index.json, manifest.json and every manifest shard against a fresh build (full verify)."""
+    out = []
+    if not scan.batches:
+        return out
+    index = index_mod.build_index(scan.batches)
+    disk_index = _read(bucket.root / layout.INDEX)
+    if disk_index != index_mod.encode(index):
+        out.append(_problem("index_mismatch" if disk_index else "projection_missing", layout.INDEX,
+                            "differs from the batch files"))
+    head, files = manifest_mod.build_manifest(rows, index_mod.summary(index), scan.names.as_json())
+    files[layout.MANIFEST] = manifest_mod.encode(head)
+    shard_dir = bucket.root / layout.MANIFEST_SHARDS
+    on_disk = {f"{layout.MANIFEST_SHARDS}/{n}" for n in os.listdir(shard_dir)} if shard_dir.is_dir() else set()
+    for rel in sorted(set(files) | on_disk):
+        disk = _read(bucket.root / rel)
+        if rel not in files:
+            out.append(_problem("manifest_mismatch", rel, "no trace produces this shard"))
+        elif disk is None:
+            out.append(_problem("projection_missing", rel, "run 'opentraces bucket repair'"))
+        elif disk != files[rel]:
+            out.append(_problem("manifest_mismatch", rel, "differs from a fresh fold of the events"))
+    return out
+
+
 def _sample_traces(traces: list[tuple[str, str]], n: int) -> set[tuple[str, str]]:
     keyed = sorted(traces, key=lambda t: hashlib.sha256(f"{t[0]}/{t[1]}".encode()).digest())
     return set(keyed[:n])
@@ -201,20 +225,49 @@ def _mirror_problems(bucket: Bucket, scan) -> list[dict[str, str]]:
     import gitref
 
     from ..gitmirror.mirror import PREFIX, update_mirror
+    from ..refnames import BUCKET, MANAGED, MAIN, kind_of
 
     try:
-        expected = update_mirror(bucket, [], [], dry_run=True, scan=scan)["tips"]
-        actual = gitref.list_refs(gitref.open_repo(bucket.root / layout.GIT), PREFIX)
+        want = update_mirror(bucket, [], [], dry_run=True, scan=scan)
+        repo = gitref.open_repo(bucket.root / layout.GIT)
+        actual = gitref.list_refs(repo, PREFIX)
+        main = gitref.get_ref(repo, MAIN)
     except Exception as exc:  # an unreadable mirror is a finding, not a crash
         return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
-    managed = tuple(PREFIX + f for f in ("events/", "trails/", "blobs/", "bucket"))
+    expected, trees = want["tips"], want["trees"]
     out = []
-    for name in sorted(set(expected) | {n for n in actual if n.startswith(managed)}):
-        want, have = expected.get(name), actual.get(name)
+    for name in sorted((set(expected) - {MAIN}) | {n for n in actual if n.startswith(MANAGED)}):
+        want_tip, have = expected.get(name), actual.get(name)
+        kind = kind_of(name)
         if have is None:
-            out.append(_problem("mirror_missing", name, f"absent; a rebuild from the files gives {want}"))
-        elif want is None:
+            out.append(_problem("mirror_missing", name, f"absent; a rebuild from the files gives {want_tip}"))
+        elif want_tip is None:
             out.append(_problem("mirror_mismatch", name, f"at {have}, but nothing in the files produces this ref"))
-        elif want != have:
-            out.append(_problem("mirror_mismatch", name, f"at {have}, the files give {want}"))
+        elif kind in ("events", "trails"):  # pure functions of the events: the very same commit
+            if want_tip != have:
+                out.append(_problem("mirror_mismatch", name, f"at {have}, the files give {want_tip}"))
+        else:  # chains that grow: the tip's tree must hold what the files give
+            why = _tree_problem(repo, have, trees[name], exact=(kind == "bucket"))
+            if why:
+                out.append(_problem("mirror_mismatch", name, why))
+    if actual.get(BUCKET) is not None and main != actual.get(BUCKET):
+        out.append(_problem("mirror_mismatch", MAIN, f"at {main}, not at the bucket ref"))
     return out
+
+
+def _tree_problem(repo, tip, want, *, exact: bool) -> str | None:
+    """``want``: the tree id a rebuild gives (exact), or {path: blob id} the tree must hold."""
+    import pygit2
+
+    import gitref
+
+    try:
+        have_tree = repo[tip].peel(pygit2.Tree)
+    except (KeyError, ValueError) as exc:
+        return f"at {tip}, which cannot be read ({exc})"
+    if exact:
+        return None if have_tree.id == want else f"tree {have_tree.id} differs from the files ({want})"
+    # a blob ref may hold more (blobs this bucket has not fetched); it must hold what the files give
+    have = {path: oid for path, oid, _m in gitref.iter_tree(repo, have_tree.id)}
+    missing = sorted(path for path, oid in want.items() if have.get(path) != oid)
+    return f"lacks or differs at {len(missing)} blob(s), e.g. {missing[0]}" if missing else None

@@ -1,14 +1,21 @@
-"""``manifest.json``: one row per trace, a summary, a machine-neutral digest.
+"""``manifest.json`` and its row shards: one row per trace, a summary, a machine-neutral digest.
 
-Keys are written sorted, so the small ``summary`` block always precedes the
-``traces`` rows: ``bucket status`` reads only the head of the file and its
-cost does not grow with the number of traces.
+Rows live in 256 shards, ``manifest/<hh>.json`` (``hh`` = the first two hex
+characters of the trace id), so a capture rewrites the shards of the traces
+it touched, not every row. ``manifest.json`` holds what is small and
+constant-size: the digest of each shard, the bucket digest over them, the
+summary (counts, kept up to date by difference) and the project names.
+
+``digest = sha256(canonical {schema_version, shards: {hh: shard digest}})``;
+a shard's digest is ``sha256(canonical {schema_version, traces: rows})``.
+Rows hold only event-derived content, so buckets holding the same events
+have the same digest on every machine.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import orjson
 
@@ -16,10 +23,10 @@ from .. import layout
 from ..encoding import address, canonical_json, pretty_json
 from ..errors import CorruptionError, RefusedError
 
-MANIFEST_SCHEMA = "opentraces.bucket.manifest.v1"
+MANIFEST_SCHEMA = "opentraces.bucket.manifest.v1.1"
+SHARD_SCHEMA = "opentraces.bucket.manifest-shard.v1"
+OLD_SCHEMA = "opentraces.bucket.manifest.v1"  # rows inline: repair rewrites it
 REFERENCE_SCHEMA = "opentraces.bucket.manifest.v2"  # PyPI opentraces 0.4.x
-_TRACES_KEY = b'\n  "traces": '
-_HEAD_LIMIT = 4 * 1024 * 1024
 
 
 def trace_row(project: str, trace_id: str, record: dict[str, Any], trace_json: bytes, events: int) -> dict[str, Any]:
@@ -45,33 +52,75 @@ def trace_row(project: str, trace_id: str, record: dict[str, Any], trace_json: b
     }
 
 
-def digest_of(rows: list[dict[str, Any]]) -> str:
-    """Machine-neutral: only rows, which hold only event-derived content."""
-    return address(canonical_json({"schema_version": MANIFEST_SCHEMA, "traces": rows}))
+def shard_of(trace_id: str) -> str:
+    return trace_id[:2]
 
 
-def build_manifest(rows: list[dict[str, Any]], index_summary: dict[str, Any]) -> dict[str, Any]:
-    rows = sorted(rows, key=lambda r: (r["project"], r["trace_id"]))
-    projects: dict[str, int] = {}
-    agents: dict[str, int] = {}
-    for r in rows:
-        projects[r["project"]] = projects.get(r["project"], 0) + 1
-        agents[r["agent"]] = agents.get(r["agent"], 0) + 1
+def sort_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: (r["project"], r["trace_id"]))
+
+
+def shard_digest(rows: list[dict[str, Any]]) -> str:
+    return address(canonical_json({"schema_version": SHARD_SCHEMA, "traces": sort_rows(rows)}))
+
+
+def encode_shard(rows: list[dict[str, Any]]) -> bytes:
+    return pretty_json({"schema_version": SHARD_SCHEMA, "traces": sort_rows(rows)})
+
+
+def digest_of(shards: dict[str, str]) -> str:
+    return address(canonical_json({"schema_version": MANIFEST_SCHEMA, "shards": dict(sorted(shards.items()))}))
+
+
+def _empty_summary() -> dict[str, Any]:
+    return {"trace_count": 0, "project_count": 0, "projects": {}, "agents": {}, "event_count": 0,
+            "patch_count": 0, "anchored_count": 0}
+
+
+def adjust_summary(summary: dict[str, Any] | None, removed: Iterable[dict[str, Any]],
+                   added: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The summary with ``removed`` rows taken out and ``added`` rows put in (cost of the change)."""
+    s = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (summary or _empty_summary()).items()}
+    s.pop("batches", None)
+    for sign, rows in ((-1, removed), (1, added)):
+        for r in rows:
+            s["trace_count"] += sign
+            for key, name in (("projects", r["project"]), ("agents", r["agent"])):
+                s[key][name] = s[key].get(name, 0) + sign
+                if s[key][name] == 0:
+                    del s[key][name]
+            s["event_count"] += sign * r["events"]
+            s["patch_count"] += sign * r["patches"]
+            s["anchored_count"] += sign * r["anchored"]
+    s["project_count"] = len(s["projects"])
+    return s
+
+
+def build_head(shards: dict[str, str], summary: dict[str, Any], index_summary: dict[str, Any],
+               names: dict[str, Any]) -> dict[str, Any]:
+    shards = {k: v for k, v in sorted(shards.items())}
     return {
         "schema_version": MANIFEST_SCHEMA,
-        "digest": digest_of(rows),
-        "summary": {
-            "trace_count": len(rows),
-            "project_count": len(projects),
-            "projects": projects,
-            "agents": agents,
-            "event_count": sum(r["events"] for r in rows),
-            "patch_count": sum(r["patches"] for r in rows),
-            "anchored_count": sum(r["anchored"] for r in rows),
-            "batches": index_summary,
-        },
-        "traces": rows,
+        "digest": digest_of(shards),
+        "names": names,
+        "shards": shards,
+        "summary": {**summary, "batches": index_summary},
     }
+
+
+def build_manifest(rows: list[dict[str, Any]], index_summary: dict[str, Any],
+                   names: dict[str, Any]) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """(manifest.json document, {shard path: bytes}) for the full set of rows."""
+    by_shard: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_shard.setdefault(shard_of(r["trace_id"]), []).append(r)
+    files = {shard_path(hh): encode_shard(rs) for hh, rs in by_shard.items()}
+    shards = {hh: shard_digest(rs) for hh, rs in by_shard.items()}
+    return build_head(shards, adjust_summary(None, [], rows), index_summary, names), files
+
+
+def shard_path(hh: str) -> str:
+    return f"{layout.MANIFEST_SHARDS}/{hh}.json"
 
 
 def encode(manifest: dict[str, Any]) -> bytes:
@@ -85,13 +134,14 @@ def check_schema(doc: Any, path: Path) -> None:
             f"{path.parent} is a bucket written by the reference implementation (PyPI opentraces 0.4.x, {REFERENCE_SCHEMA}); it was left untouched",
             "point --bucket at a new folder and capture the sessions again",
         )
-    if schema != MANIFEST_SCHEMA:
+    if schema not in (MANIFEST_SCHEMA, OLD_SCHEMA):
         raise CorruptionError(f"{path} has unknown schema {schema!r}", "run 'opentraces bucket repair'")
 
 
 def read_manifest(path: Path) -> dict[str, Any] | None:
+    """manifest.json as stored (no rows); an old inline-rows manifest is returned as is."""
     try:
-        data = path.read_bytes()
+        data = path.read_bytes()  # constant size since rows moved to shards
     except FileNotFoundError:
         return None
     try:
@@ -103,31 +153,45 @@ def read_manifest(path: Path) -> dict[str, Any] | None:
 
 
 def read_head(path: Path) -> dict[str, Any] | None:
-    """The manifest without its rows, reading only the start of the file."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
-        return None
-    with f:
-        buf = b""
-        while len(buf) < _HEAD_LIMIT:
-            chunk = f.read(16384)
-            buf += chunk
-            cut = buf.find(_TRACES_KEY)
-            if cut >= 0:
-                head = buf[:cut].rstrip().rstrip(b",") + b"\n}"
-                try:
-                    doc = orjson.loads(head)
-                except orjson.JSONDecodeError:
-                    break
-                if not isinstance(doc, dict) or "schema_version" not in doc:
-                    break  # keys not in our sorted order (e.g. a foreign manifest): read it whole
-                check_schema(doc, path)
-                return doc
-            if not chunk:
-                break
-    # no recognisable head (foreign or damaged file): fall back to a full read
+    """The manifest without rows (an old manifest's inline rows are dropped)."""
     doc = read_manifest(path)
     if doc is not None:
         doc = {k: v for k, v in doc.items() if k != "traces"}
     return doc
+
+
+def is_current(head: dict[str, Any] | None) -> bool:
+    return bool(head) and head.get("schema_version") == MANIFEST_SCHEMA
+
+
+def read_shard(root: Path, hh: str) -> list[dict[str, Any]]:
+    path = root / shard_path(hh)
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return []
+    except orjson.JSONDecodeError:
+        raise CorruptionError(f"{path} is not valid JSON", "run 'opentraces bucket repair'") from None
+    if not isinstance(doc, dict) or doc.get("schema_version") != SHARD_SCHEMA or not isinstance(doc.get("traces"), list):
+        raise CorruptionError(f"{path} is not a manifest shard", "run 'opentraces bucket repair'")
+    return doc["traces"]
+
+
+def read_rows(root: Path, head: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every row, sorted (project, trace id); reads the shards the head lists."""
+    if not head:
+        return []
+    if head.get("schema_version") == OLD_SCHEMA:
+        doc = read_manifest(root / layout.MANIFEST) or {}
+        return list(doc.get("traces") or [])
+    rows = []
+    for hh in sorted(head.get("shards") or {}):
+        rows.extend(read_shard(root, hh))
+    return sort_rows(rows)
+
+
+def full_document(root: Path, head: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The manifest as ``bucket manifest`` shows it: the head plus every row under ``traces``."""
+    if head is None:
+        return None
+    return {**head, "traces": read_rows(root, head)}

@@ -14,6 +14,7 @@ from .. import layout
 from ..encoding import gunzip_bytes, gzip_bytes, jsonl, parse_jsonl, pretty_json
 from ..events import sort_key
 from ..fsio import write_if_changed
+from ..projects import dedupe_claims
 from .fold import fold_trace
 
 
@@ -42,7 +43,7 @@ def history_files(events: Iterable[dict[str, Any]]) -> dict[str, bytes]:
 
 def render_trace(trace_id: str, events: list[dict[str, Any]]) -> dict[str, bytes]:
     """Every file of the trace folder (relative name -> bytes)."""
-    events = sorted({e["event_id"]: e for e in events}.values(), key=sort_key)
+    events = sorted(dedupe_claims(list({e["event_id"]: e for e in events}.values())), key=sort_key)
     groups: dict[str, list] = {layout.TRAIL: [], layout.CONTEXT: [], layout.SOURCES: []}
     for ev in events:
         groups[layout.companion_for(ev["kind"])].append(ev)

@@ -20,6 +20,7 @@ from pathlib import Path
 import orjson
 
 from opentraces.bucket import Bucket
+from opentraces.writer import writing
 from opentraces.events import make_event
 from opentraces.ids import trace_id_for
 from opentraces.project import resolve_project
@@ -221,9 +222,8 @@ def _unknown_content_trace(bucket_root: Path, repo: Path) -> tuple[str, str]:
         make_event("trace.finished", project, trace_id, None, "2026-06-12T15:23:30Z", {"rev": 1}),
     ]
     b = Bucket(bucket_root)
-    with b.lock():
-        b.catch_up()
-        b.commit(events)
+    with writing(b) as w:
+        w.commit(events)
     return project, trace_id
 
 

@@ -11,6 +11,8 @@ import gzip
 import hashlib
 
 import orjson
+
+from opentraces.bucket import Bucket
 import pytest
 from opentraces_schema import TraceRecord
 
@@ -81,7 +83,7 @@ def test_every_claude_session_captures_and_validates(tmp_path, cli):
                 ev = orjson.loads(line)
                 assert ev["trace_id"] == d.name and ev["project"] == d.parent.name
 
-    manifest = orjson.loads((bucket / "manifest.json").read_bytes())
+    manifest = Bucket(bucket).manifest()
     assert manifest["summary"]["trace_count"] == len(ids)
     assert {r["trace_id"] for r in manifest["traces"]} == ids
     v = verify_full(cli, bucket)

@@ -74,7 +74,7 @@ def assert_batches_whole(bucket):
 
 
 def manifest_ids(bucket):
-    return {r["trace_id"] for r in orjson.loads((bucket / "manifest.json").read_bytes())["traces"]}
+    return {r["trace_id"] for r in Bucket(bucket).manifest()["traces"]}
 
 
 def test_sigkill_at_many_points_then_repair(tmp_path, cli):

@@ -13,6 +13,8 @@ import shutil
 
 import orjson
 
+from opentraces.bucket import Bucket
+
 from bucketrig import canonical_digest, claude_sessions, copy_file, run_cli_process, set_mtime, tree_digest
 
 
@@ -48,8 +50,8 @@ def test_two_machines_produce_identical_traces_and_blobs(tmp_path):
     assert any(k.startswith("blobs/") and k.endswith(".blob") for k in da)
     assert da == db
 
-    ma = orjson.loads((bucket_a / "manifest.json").read_bytes())
-    mb = orjson.loads((bucket_b / "manifest.json").read_bytes())
+    ma = Bucket(bucket_a).manifest()
+    mb = Bucket(bucket_b).manifest()
     assert ma["digest"] == mb["digest"]
     assert ma["traces"] == mb["traces"]
 

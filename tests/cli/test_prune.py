@@ -12,7 +12,7 @@ import pytest
 
 from opentraces.encoding import canonical_json, gzip_bytes
 
-from bucketrig import BATCHES, batch_files, bucket_cmd, capture, claude_sessions, one_line_error, tree_digest, verify_full
+from bucketrig import BATCHES, batch_files, bucket_cmd, capture, claude_sessions, git, one_line_error, tree_digest, verify_full
 
 
 @pytest.fixture
@@ -69,15 +69,22 @@ def test_dry_run_lists_and_deletes_nothing(bucket, cli):
 
 
 def test_prune_deletes_exactly_those(bucket, cli):
-    clean = tree_digest(bucket, exclude=(".state",))
+    clean = tree_digest(bucket, exclude=(".state", ".git"))
     blobs, temps, keep = inject(bucket)
     events_before = tree_digest(bucket / "events")
     traces = sorted(p.relative_to(bucket) for p in bucket.glob("traces/v1/*/*/trace.json"))
-    before = tree_digest(bucket)
+    before = tree_digest(bucket, exclude=(".git", ".state/mirror-repack.json"))
+    refs_before = git("for-each-ref", cwd=bucket / ".git").stdout
     p = bucket_cmd(cli, bucket, "prune").json["prune"]
     assert sorted(p["blobs"]) == blobs and sorted(p["tempfiles"]) == temps
     assert p["deleted"] == len(blobs) + len(temps) and p["bytes_freed"] > 0
-    after = tree_digest(bucket)
+    # the mirror was repacked and its refs packed: same refs, same objects reachable
+    assert p["mirror"]["pruned"] is True
+    assert git("for-each-ref", cwd=bucket / ".git").stdout == refs_before
+    assert not list((bucket / ".git/refs/opentraces").rglob("*")) or all(
+        x.is_dir() for x in (bucket / ".git/refs/opentraces").rglob("*"))
+    git("fsck", "--full", "--strict", "--no-dangling", cwd=bucket / ".git")
+    after = tree_digest(bucket, exclude=(".git", ".state/mirror-repack.json"))
     assert set(before) - set(after) == set(blobs) | set(temps)
     assert {k: v for k, v in before.items() if k in after} == after
     for rel in keep:
@@ -86,7 +93,7 @@ def test_prune_deletes_exactly_those(bucket, cli):
     assert sorted(p.relative_to(bucket) for p in bucket.glob("traces/v1/*/*/trace.json")) == traces
     for rel in keep:
         (bucket / rel).unlink()
-    assert tree_digest(bucket, exclude=(".state",)) == clean
+    assert tree_digest(bucket, exclude=(".state", ".git")) == clean
     assert verify_full(cli, bucket)["exit"] == 0
     # nothing left to prune
     again = bucket_cmd(cli, bucket, "prune").json["prune"]

@@ -179,10 +179,14 @@ def test_replayed_trail_reads_with_plain_git(tmp_path, cli, project, captured):
 
     log = gitdir(c, "log", "--format=%H%x1f%s%x1f%b%x1e", LOCAL_REF).stdout
     rows = [r.strip("\n").split("\x1f") for r in log.split("\x1e") if r.strip()]
-    assert len(rows) == 2  # the patch, then its anchor: newest first
-    (anchor_c, anchor_subj, anchor_body), (patch_c, patch_subj, patch_body) = rows
+    assert len(rows) == 3  # the project commit for the trace, then the anchor, then the patch
+    (proj_c, proj_subj, proj_body), (anchor_c, anchor_subj, anchor_body), (patch_c, patch_subj, patch_body) = rows
+    assert proj_subj == f"trail of trace {REAL_TRACE[:8]} (2 events)"
+    assert f"Trace: {REAL_TRACE}" in proj_body and f"Project: {slug}" in proj_body
+    assert gitdir(c, "rev-list", "--parents", "-1", proj_c).stdout.split() == [proj_c, anchor_c]
     assert patch_subj == f"patch src/app.py (trace {REAL_TRACE[:8]} step 2)"
     assert f"Trace: {REAL_TRACE}" in patch_body and "Step: 2" in patch_body and "Kind: trail.patch" in patch_body
+    assert "Seq:" not in patch_body  # no position in messages or paths: a late event moves nothing else
     assert anchor_subj.startswith(f"anchor src/app.py -> {edit[:12]} (exact_blob_hash, trace {REAL_TRACE[:8]} step 2")
     assert "Kind: trail.anchor" in anchor_body
     # fixed identity, event time as commit time
@@ -190,25 +194,23 @@ def test_replayed_trail_reads_with_plain_git(tmp_path, cli, project, captured):
         "opentraces <opentraces@localhost> 2026-06-12T15:23:06+00:00"
     assert gitdir(c, "rev-list", "--parents", "-1", anchor_c).stdout.split() == [anchor_c, patch_c]
 
-    ev = orjson.loads(gitdir(c, "show", f"{patch_c}:events/000000000001.json").stdout)
+    ev = orjson.loads(gitdir(c, "show", f"{patch_c}:event.json").stdout)
     assert ev["kind"] == "trail.patch" and ev["payload"]["path"] == "src/app.py"
     assert ev["trace_id"] == REAL_TRACE and ev["project"] == slug
-    ev2 = orjson.loads(gitdir(c, "show", f"{anchor_c}:events/000000000002.json").stdout)
+    ev2 = orjson.loads(gitdir(c, "show", f"{anchor_c}:event.json").stdout)
     assert ev2["kind"] == "trail.anchor" and ev2["payload"]["commit"] == edit
 
-    [p] = gitdir(c, "ls-tree", "--name-only", f"{patch_c}:snapshots").stdout.split()
-    assert ev["payload"]["patch_id"].startswith(f"sha256:{p}")
-    diff = gitdir(c, "diff", f"{patch_c}:snapshots/{p}/before", f"{patch_c}:snapshots/{p}/after").stdout
+    diff = gitdir(c, "diff", f"{patch_c}:before", f"{patch_c}:after").stdout
     added = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     removed = [ln[1:] for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---")]
     assert added == ["", "", "def farewell(name: str) -> str:", '    return f"goodbye, {name}"']
     assert removed == []
     # the snapshots are the project's own blobs: 'after' is what the edit commit holds
-    assert gitdir(c, "rev-parse", f"{patch_c}:snapshots/{p}/after/src/app.py").stdout == \
+    assert gitdir(c, "rev-parse", f"{patch_c}:after/src/app.py").stdout == \
         gitdir(c, "rev-parse", f"{edit}:src/app.py").stdout
-    assert gitdir(c, "rev-parse", f"{patch_c}:snapshots/{p}/before/src/app.py").stdout == \
+    assert gitdir(c, "rev-parse", f"{patch_c}:before/src/app.py").stdout == \
         gitdir(c, "rev-parse", f"{base}:src/app.py").stdout
-    diff_file = gitdir(c, "show", f"{patch_c}:patches/000000000001-{p}.diff").stdout
+    diff_file = gitdir(c, "show", f"{patch_c}:patch.diff").stdout
     assert diff_file == ev["payload"]["diff"]
 
     # git log --notes=opentraces names the trace on the commit that accepted the patch, and only there
@@ -290,7 +292,8 @@ def test_replay_fast_forwards_a_prefix_of_the_trail(tmp_path, cli, project, capt
     repo, _base, _edit = project
     c = clone(repo, tmp_path / "clone")
     replay(cli, None, c)
-    first, last = trail_commits(c)
+    commits = trail_commits(c)
+    first, last = commits[0], commits[-1]
     gitdir(c, "update-ref", LOCAL_REF, first)
     res = replay(cli, None, c).json["replay"]
     assert res["state"] == "fast-forward" and res["head"] == last and res["backup_ref"] is None

@@ -7,6 +7,8 @@ import os
 
 import orjson
 
+from opentraces.bucket import Bucket
+
 from bucketrig import BATCHES, bucket_cmd, capture, claude_sessions, one_line_error, tree_digest
 
 
@@ -19,7 +21,7 @@ def test_status_counts_match_manifest_and_files(tmp_path, cli):
     doc = res.json
     assert doc["status"] == "ok" and doc["schema_version"] == "opentraces.bucket.status.v1"
     s = doc["bucket"]
-    m = orjson.loads((bucket / "manifest.json").read_bytes())
+    m = Bucket(bucket).manifest()
     assert s["state"] == "ok"
     assert s["traces"] == m["summary"]["trace_count"] == len(m["traces"]) == len(sessions)
     assert s["events"] == m["summary"]["event_count"] == sum(r["events"] for r in m["traces"])
@@ -66,29 +68,21 @@ def test_status_of_empty_folder_and_default_location(tmp_path, cli):
     assert not os.path.exists(os.environ["OPENTRACES_HOME"])
 
 
-def _cut_after_summary(bucket):
-    data = (bucket / "manifest.json").read_bytes()
-    cut = data.index(b'\n  "traces": ')
-    return data, cut
-
-
 def test_status_reads_only_the_manifest_head(tmp_path, cli):
+    """manifest.json holds the summary and shard digests (constant size); the rows live in
+    manifest/<hh>.json, which status never opens."""
     bucket = tmp_path / "bucket"
     capture(cli, bucket, *claude_sessions())
     want = bucket_cmd(cli, bucket, "status").json["bucket"]
-    data, cut = _cut_after_summary(bucket)
-    # everything after the summary is garbage: status must not parse it
-    (bucket / "manifest.json").write_bytes(data[:cut] + b'\n  "traces": [\x00\xff garbage, never parsed')
-    got = bucket_cmd(cli, bucket, "status").json["bucket"]
-    assert got == want
-    # rows replaced by a huge, truncated body: same answer
-    big = data[:cut] + b'\n  "traces": [' + b'{"not": "read"},' * 400_000
-    (bucket / "manifest.json").write_bytes(big)
+    shards = sorted((bucket / "manifest").glob("*.json"))
+    assert len(shards) == want["traces"] or len(shards) <= want["traces"]
+    for shard in shards:  # every row is garbage: status must not parse any of them
+        shard.write_bytes(b'{"traces": [\x00\xff garbage, never parsed')
     assert bucket_cmd(cli, bucket, "status").json["bucket"] == want
     # a reader that needs rows says the manifest is damaged (exit 5), in one line
     res = cli("--bucket", bucket, "trace", "list")
     assert res.exit_code == 5
-    assert "manifest.json" in one_line_error(res.stderr)
+    assert "manifest/" in one_line_error(res.stderr)
 
 
 def test_status_reports_stale_projections(tmp_path, cli):
