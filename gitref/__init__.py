@@ -24,6 +24,7 @@ from .refs import (
     list_refs,
     update_ref,
 )
+from .remote import PushResult, RemoteError, RemoteRefRejected, push_ref, remote_refs
 from .repo import NotARepositoryError, open_or_init_bare, open_repo, set_head
 from .trees import PathConflictError, build_tree, iter_tree, read_blob, read_tree
 
@@ -60,6 +61,11 @@ __all__ = [
     "read_blob",
     "read_tree",
     "set_head",
+    "PushResult",
+    "RemoteError",
+    "RemoteRefRejected",
+    "push_ref",
+    "remote_refs",
     "update_ref",
     "WouldLoseError",
     "guarded_update",

@@ -91,6 +91,12 @@ def move_ref(repo: pygit2.Repository, name: str, new: pygit2.Oid, expected_old: 
     return gitref.guarded_update(repo, name, new, expected_old, lost=lost_rule(name), message="opentraces mirror")
 
 
+def push_ref(repo: pygit2.Repository, url: str, name: str, *, env: dict[str, str] | None = None) -> gitref.PushResult:
+    """Push one managed ref to a remote under its superset rule (plain push when it grows,
+    compare-and-swap with a lease when a derived ref must be rewritten); what sync uses."""
+    return gitref.push_ref(repo, url, name, lost=lost_rule(name), env=env)
+
+
 # ------------------------------------------------------------------- files
 
 def _files_under(root: Path, rel: str) -> dict[str, bytes]:
