@@ -15,6 +15,8 @@ Sections (all of them when none is named):
               scripts/.bench-ref-venv) on the same sessions
   --hook      Claude Code hook-like capture of one 500-step session
   --profile   cProfile of capture, status and verify (top functions)
+  --scale     one 50-step session captured into 100 and 10,000 traces; what a push sends
+  --mirror    the mirror's packs after 1,000 one-session captures vs git gc --aggressive
 
 The machine is shared and noisy: measurements of a comparison are
 interleaved (A, B, A, B ...), repeated, and reported as medians. Generated
@@ -50,6 +52,7 @@ REF_VENV = HERE / ".bench-ref-venv"
 REF_VERSION = "0.4.13"
 sys.path.insert(0, str(HERE))
 
+import bench_scale  # noqa: E402
 import gen_sessions  # noqa: E402
 
 from opentraces.bucket import Bucket  # noqa: E402
@@ -59,7 +62,7 @@ from opentraces.encoding import gunzip_bytes, gzip_bytes  # noqa: E402
 from opentraces.maintenance.status import status as ot_status  # noqa: E402
 from opentraces.maintenance.verify import verify as ot_verify  # noqa: E402
 
-BUILD_VERSION = 1  # bump when cached buckets must be rebuilt
+BUILD_VERSION = 2  # bump when cached buckets must be rebuilt (2: sharded manifest, trail v2)
 
 
 # --------------------------------------------------------------------------
@@ -901,7 +904,7 @@ def print_table(run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    for s in ("capture", "status", "verify", "ref", "hook", "profile"):
+    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror"):
         ap.add_argument(f"--{s}", action="store_true", help=f"run the {s} section")
     ap.add_argument("--quick", action="store_true", help="small scales, finishes in < 2 minutes (warm cache)")
     ap.add_argument("--json", type=Path, help="write every number to this file")
@@ -924,6 +927,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--profile-top", type=int, default=15)
     ap.add_argument("--rebuild-cache", action="store_true", help="rebuild cached buckets")
     ap.add_argument("--keep", action="store_true", help="keep this run's scratch folder")
+    ap.add_argument("--scale-repeats", type=int, help="scale: new sessions captured per bucket (default 7 full, 3 quick)")
+    ap.add_argument("--mirror-captures", type=int, help="mirror: one-session captures (default 1000 full, 150 quick)")
     a = ap.parse_args(argv)
     q = a.quick
     a.status_large_explicit = a.status_large is not None
@@ -938,13 +943,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.profile_sessions = a.profile_sessions or (8 if q else 20)
     a.ref_hook = not q
     a.ref_status_repeats = a.ref_status_repeats or (3 if q else 5)
-    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile") if getattr(a, s)]
+    a.scale_repeats = a.scale_repeats or (3 if q else 7)
+    a.mirror_captures = a.mirror_captures or (150 if q else 1000)
+    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror") if getattr(a, s)]
     if not sections:
-        sections = ["capture", "status", "verify", "ref", "hook"] + ([] if q else ["profile"])
+        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror"] + ([] if q else ["profile"])
     if a.no_ref and "ref" in sections:
         sections.remove("ref")
     a.sections = sections
     return a
+
+
+def bench_mod():
+    """This module, for the sections that live in bench_scale.py (run as a script it is __main__)."""
+    return sys.modules[__name__]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -955,7 +967,9 @@ def main(argv: list[str] | None = None) -> int:
     run.results["machine"] = machine()
     run.results["params"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
     fns: dict[str, Callable[[Run], None]] = {"capture": bench_capture, "status": bench_status, "verify": bench_verify,
-                                             "ref": bench_ref, "hook": bench_hook, "profile": bench_profile}
+                                             "ref": bench_ref, "hook": bench_hook, "profile": bench_profile,
+                                             "scale": lambda r: bench_scale.bench_scale(r, bench_mod()),
+                                             "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod())}
     try:
         for s in a.sections:
             ts = time.perf_counter()

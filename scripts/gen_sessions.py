@@ -523,11 +523,11 @@ def project_dir_name(cwd: str) -> str:
 
 
 def generate(out_dir: Path, sessions: int, steps: int, seed: int = 0, projects: int | None = None,
-             jitter: int = 0) -> list[Path]:
-    """Write the sessions; return their paths (sorted)."""
+             jitter: int = 0, base: dt.datetime | None = None) -> list[Path]:
+    """Write the sessions; return their paths (sorted). ``base``: when the first one starts."""
     out_dir = Path(out_dir)
     nproj = projects or max(1, min(len(PROJECT_NAMES), sessions // 25 or 1))
-    base = dt.datetime(2026, 5, 4, 8, 0, 0, tzinfo=dt.timezone.utc)
+    base = base or dt.datetime(2026, 5, 4, 8, 0, 0, tzinfo=dt.timezone.utc)
     spaces = []
     for p in range(nproj):
         name = PROJECT_NAMES[p % len(PROJECT_NAMES)] + (f"-{p // len(PROJECT_NAMES)}" if p >= len(PROJECT_NAMES) else "")
