@@ -9,6 +9,7 @@ from .packs import (
     loose_object_count,
     pack_count,
     pack_paths,
+    pack_refs,
     packs_size,
     prune_repack,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "open_repo",
     "pack_count",
     "pack_paths",
+    "pack_refs",
     "packs_size",
     "prune_repack",
     "read_blob",

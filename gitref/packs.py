@@ -102,6 +102,13 @@ def _run_git(repo: pygit2.Repository, exe: str, *args: str) -> None:
         raise PackError(f"git {args[0]} failed ({done.returncode}): {err}")
 
 
+def pack_refs(repo: pygit2.Repository, *, git: str = "git") -> None:
+    """``git pack-refs --all --prune``: one packed-refs file instead of a file per ref."""
+    exe = shutil.which(git)
+    if exe:
+        _run_git(repo, exe, "pack-refs", "--all", "--prune")
+
+
 def prune_repack(repo: pygit2.Repository, *, git: str = "git") -> int:
     """Repack every reachable object into one pack with delta compression, drop
     everything unreachable, and pack the refs; returns the new pack bytes.

@@ -356,6 +356,7 @@ def compact(bucket: Bucket, repo: pygit2.Repository, *, force_prune: bool = Fals
         return {"pruned": True, "bytes_before": size, "bytes_after": after}
     if gitref.pack_count(repo) > MAX_PACKS:
         gitref.consolidate_packs(repo, MAX_PACKS)
+        gitref.pack_refs(repo)  # as often as packs roll up: refs/ never holds thousands of files
     return {"pruned": False, "bytes_before": size, "bytes_after": gitref.packs_size(repo)}
 
 

@@ -329,3 +329,46 @@ def test_clone_of_a_pushed_bucket_shows_the_bucket(tmp_path, cli):
         assert log == ["opentraces bucket (2 traces)", "opentraces bucket (1 traces)"]
         assert len(list((dest / "traces/v1").glob("*/*/trace.json"))) == 2
         fsck_ok(dest / ".git")
+
+
+# ------------------------------------------------------------ buckets written before this layout
+OLD_BUCKET = Path(__file__).resolve().parents[2] / "fixtures" / "buckets" / "v0.1-two-traces.tar.gz"
+
+
+def test_a_bucket_written_by_v0_1_keeps_working_and_migrates(tmp_path, cli):
+    """fixtures/buckets/v0.1-two-traces.tar.gz: written by the previous layout (inline manifest rows,
+    per-batch index, trail v1 with sequence numbers, parentless bucket and blob commits)."""
+    import tarfile
+
+    with tarfile.open(OLD_BUCKET) as tar:
+        tar.extractall(tmp_path, filter="data")
+    bucket = tmp_path / "small"
+    old_refs = mirror_refs(bucket)
+    [old_trail] = [v for k, v in old_refs.items() if "/trails/" in k]
+    old_events = set(g(bucket / ".git", "log", "--format=%(trailers:key=Event,valueonly)", old_trail).stdout.split())
+    assert len(old_events) == 4 and "Seq: 1" in g(bucket / ".git", "log", "--format=%B", old_trail).stdout
+    # reads work on the old layout and write nothing
+    snapshot = sorted((p.relative_to(bucket), p.stat().st_mtime_ns) for p in bucket.rglob("*"))
+    st = cli("--bucket", bucket, "bucket", "status", "--json")
+    assert st.exit_code == 0 and st.json["bucket"]["traces"] == 2
+    assert cli("--bucket", bucket, "trace", "list").exit_code == 0
+    assert sorted((p.relative_to(bucket), p.stat().st_mtime_ns) for p in bucket.rglob("*")) == snapshot
+    # the first write migrates (catch-up repairs what it cannot extend)
+    origin = origin_repo(tmp_path)
+    proj = checkout(origin, tmp_path / "proj")
+    capture(cli, bucket, session(tmp_path / "s" / "new.jsonl", 601, 20), "--project", proj)
+    assert verify_full(cli, bucket)["exit"] == 0
+    fsck_ok(bucket / ".git")
+    new = mirror_refs(bucket)
+    assert new["refs/heads/main"] == new[PREFIX + "bucket"]
+    # the bucket ref grew from the old parentless commit; the old trail's events are all kept
+    assert g(bucket / ".git", "merge-base", "--is-ancestor", old_refs[PREFIX + "bucket"], new[PREFIX + "bucket"],
+             check=False).returncode == 0
+    [new_trail] = [v for k, v in new.items() if k in old_refs and "/trails/" in k]
+    kept = set(g(bucket / ".git", "log", "--format=%(trailers:key=Event,valueonly)", new_trail).stdout.split())
+    assert old_events <= kept
+    assert "Seq:" not in g(bucket / ".git", "log", "--format=%B", new_trail).stdout
+    for name, oid in old_refs.items():  # blob refs: unchanged or grown from the old commit
+        if "/blobs/" in name:
+            assert g(bucket / ".git", "merge-base", "--is-ancestor", oid, new[name], check=False).returncode == 0
+    assert len(Bucket(bucket).rows()) == 3
