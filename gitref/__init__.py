@@ -25,7 +25,19 @@ from .refs import (
     list_refs,
     update_ref,
 )
-from .remote import PushResult, RemoteError, RemoteRefRejected, push_ref, remote_refs
+from .remote import (
+    PushResult,
+    RefStatus,
+    RemoteError,
+    RemoteRefRejected,
+    Transfer,
+    fetch,
+    ls_remote,
+    push,
+    push_ref,
+    remote_refs,
+    run_git,
+)
 from .repo import NotARepositoryError, open_or_init_bare, open_repo, set_head
 from .trees import PathConflictError, build_tree, iter_tree, read_blob, read_tree
 
@@ -68,6 +80,12 @@ __all__ = [
     "RemoteRefRejected",
     "push_ref",
     "remote_refs",
+    "RefStatus",
+    "Transfer",
+    "fetch",
+    "ls_remote",
+    "push",
+    "run_git",
     "update_ref",
     "WouldLoseError",
     "guarded_update",

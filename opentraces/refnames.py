@@ -11,6 +11,9 @@ TRAILS_PREFIX = PREFIX + "trails/"  # derived: one per project
 BLOBS_PREFIX = PREFIX + "blobs/"    # derived: one per trace, grows with the session
 MANAGED = (EVENTS_PREFIX, TRAILS_PREFIX, BLOBS_PREFIX, BUCKET)
 
+# a pull fetches the remote's refs here first (emptied before and after), never into live names
+STAGING_PREFIX = "refs/opentraces-staging/v1/"
+
 # in a project clone (bucket replay)
 LOCAL_TRAIL = "refs/opentraces/local/events/v1"
 NOTES = "refs/notes/opentraces"

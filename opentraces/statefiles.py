@@ -11,5 +11,6 @@ ANCHORS = "anchor-state.json"       # per trace: commit tips already searched
 MIRROR = "mirror.json"              # what the Git mirror was last brought up to
 MIRROR_ERROR = "mirror-error.json"  # why the last mirror update failed
 REPACK = "mirror-repack.json"       # pack bytes after the mirror was last pruned
+REMOTE = "remote.json"              # the remote's refs when last pulled or pushed
 
-ALL = (WRITER, LOCK, LAST_BATCH, CURSORS, REPOS, ANCHORS, MIRROR, MIRROR_ERROR, REPACK)
+ALL = (WRITER, LOCK, LAST_BATCH, CURSORS, REPOS, ANCHORS, MIRROR, MIRROR_ERROR, REPACK, REMOTE)

@@ -192,18 +192,42 @@ def prune_cmd(env: Env, dry_run: bool, as_json: bool) -> None:
     run("bucket.prune", as_json, go)
 
 
+def _replay_fetching(env: Env, b: Bucket, repo: str, project: str | None, force: bool, offline: bool) -> dict:
+    """Replay; a snapshot blob this bucket has not fetched is fetched (that trace's blobs) and replay runs again."""
+    from .. import config
+    from ..errors import OfflineError
+    from ..gitmirror.replay import replay
+    from ..sync.prefetch import prefetch
+    from .remote_cmd import transport_for
+
+    fetched: set[str] = set()
+    while True:
+        try:
+            return replay(b, repo, project=project, force=force)
+        except OfflineError as exc:
+            trace = getattr(exc, "trace_id", None)
+            if trace is None or trace in fetched or offline or not config.remote_url(env.home):
+                why = "--offline" if offline else ("no remote is configured" if trace not in fetched else "the remote lacks it")
+                raise OfflineError(f"a file snapshot of trace {trace} is not in this bucket ({why})",
+                                   f"run 'opentraces bucket prefetch {trace}'") from None
+            prefetch(b, transport_for(env), trace)
+            fetched.add(trace)
+
+
 @bucket.command("replay")
 @click.option("--repo", "repo", required=True, type=click.Path(file_okay=False), help="A clone of the project.")
 @click.option("--project", default=None, help="Project slug (default: the one matching the clone's root commit).")
-@click.option("--force", is_flag=True, help="Replace a different existing trail ref (the old one is backed up).")
+@click.option("--force", is_flag=True, help="Replace a trail that holds events this bucket lacks (the old one is backed up).")
+@click.option("--offline", is_flag=True, help="Never fetch missing blobs from the remote (exit 4 instead).")
 @json_opt
 @click.pass_obj
-def replay_cmd(env: Env, repo: str, project: str | None, force: bool, as_json: bool) -> None:
+def replay_cmd(env: Env, repo: str, project: str | None, force: bool, offline: bool, as_json: bool) -> None:
     """Write the project's Trace Trail into a clone as refs/opentraces/local/events/v1."""
     from ..gitmirror.replay import replay
 
     def go():
-        res = replay(Bucket.open(env.bucket), repo, project=project, force=force)
+        b = Bucket.open(env.bucket)
+        res = _replay_fetching(env, b, repo, project, force, offline)
 
         def render(r):
             x = r["replay"]
@@ -216,3 +240,13 @@ def replay_cmd(env: Env, repo: str, project: str | None, force: bool, as_json: b
         return {"replay": res}, render, 0
 
     run("bucket.replay", as_json, go)
+
+
+def _register_remote() -> None:
+    from .remote_cmd import prefetch_cmd, remote
+
+    bucket.add_command(remote)
+    bucket.add_command(prefetch_cmd)
+
+
+_register_remote()

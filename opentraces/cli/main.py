@@ -18,6 +18,7 @@ COMMANDS = {
     "ctx": ("opentraces.cli.trace_cmd", "ctx"),
     "trail": ("opentraces.cli.trail_cmd", "trail"),
     "setup": ("opentraces.cli.setup_cmd", "setup"),
+    "auth": ("opentraces.cli.auth_cmd", "auth_group"),
 }
 
 

@@ -130,3 +130,71 @@ def _hard_exit(env: Env, deadline: float) -> None:
 
     hook.log_failure(env.logs, None, f"hook killed by its watchdog after {deadline + WATCHDOG_GRACE_S:g}s")
     os._exit(0)
+
+
+@setup.command("bucket")
+@click.option("--remote", "remote_url", default=None, help="The bucket's private Git remote (checked before it is saved).")
+@click.option("--policy", type=click.Choice(["recommended", "basic", "strict", "off"]), default=None,
+              help="Security policy without the wizard (default: recommended).")
+@click.option("--enable-security-tool", "enable", multiple=True, help="Turn one redaction tool on (repeatable).")
+@click.option("--disable-security-tool", "disable", multiple=True, help="Turn one redaction tool off (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (never prompts).")
+@click.pass_obj
+def bucket_cmd(env: Env, remote_url, policy, enable, disable, as_json) -> None:
+    """Set the bucket security policy, then the remote (requires 'opentraces auth login')."""
+    from .. import auth, config
+    from ..errors import ConfigError
+    from ..security import policy as pol
+
+    def go():
+        cred = auth.load(env.home, env_token=env.environ.get("OPENTRACES_TOKEN"),
+                         env_username=env.environ.get("OPENTRACES_USERNAME"))
+        if cred is None:
+            raise ConfigError("setup bucket needs a credential for the remote", "run 'opentraces auth login'")
+        doc = config.load(env.home)
+        interactive = not as_json and sys.stdin.isatty() and sys.stdout.isatty()
+        url = remote_url
+        if interactive and policy is None and not enable and not disable:
+            name, flags = _ask_policy(pol, doc)
+            changes = pol.set_flags(doc, flags) if name == "custom" else pol.apply_policy(doc, name)
+        else:
+            changes = pol.apply_policy(doc, policy or pol.DEFAULT_POLICY, enable=tuple(enable), disable=tuple(disable))
+        if interactive and url is None:
+            url = click.prompt("remote URL (empty: none yet)", default=config.get(doc, "bucket.remote") or "",
+                               show_default=bool(config.get(doc, "bucket.remote")), err=True).strip() or None
+        checked = None
+        if url:
+            from .remote_cmd import transport_for
+
+            config.check_remote_url(url)
+            checked = transport_for(env, url).check()  # exit 3 with the server's reason; nothing saved
+            config.put(doc, "bucket.remote", url)
+        config.save(env.home, doc)
+        for tool in changes["disabled"]:
+            click.echo(f"warning: the policy turned off security.{tool}.enabled (machine-global)", err=True)
+        out = {"security": pol.describe(doc), "changes": changes, "remote": checked,
+               "config": str(config.config_path(env.home))}
+
+        def render(r):
+            s = r["security"]
+            echo(f"policy   {s['policy']}  ({', '.join(t for t, on in s['tools'].items() if on) or 'no tools'})")
+            echo(f"remote   {r['remote']['url'] + ' (reachable)' if r['remote'] else 'none; run opentraces setup bucket --remote URL'}")
+
+        return out, render, 0
+
+    run("setup.bucket", as_json, go)
+
+
+def _ask_policy(pol, doc):
+    names = ["recommended", "basic", "strict", "off", "custom"]
+    for i, n in enumerate(names, 1):
+        tools = ", ".join(pol.POLICIES.get(n, ())) or ("choose each tool" if n == "custom" else "nothing")
+        click.echo(f"  {i}. {n:<12} {tools}", err=True)
+    choice = click.prompt("bucket security policy", type=click.Choice(names + [str(i) for i in range(1, 6)]),
+                          default="recommended", err=True)
+    name = names[int(choice) - 1] if choice.isdigit() else choice
+    if name != "custom":
+        return name, None
+    current = pol.enabled(doc)
+    flags = {t: click.confirm(f"  enable {t}?", default=current[t], err=True) for t in pol.TOOLS}
+    return name, flags

@@ -49,9 +49,10 @@ def _render_list(res: dict) -> None:
 
 @trace.command("get")
 @click.argument("trace_id")
+@click.option("--offline", is_flag=True, help="Accepted for symmetry: trace get reads no blobs.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def get_cmd(env: Env, trace_id: str, as_json: bool) -> None:
+def get_cmd(env: Env, trace_id: str, offline: bool, as_json: bool) -> None:
     """Show one trace (a short prefix of the id is enough)."""
 
     def go():
@@ -88,15 +89,19 @@ def _render_get(res: dict) -> None:
 @click.command("ctx")
 @click.argument("trace_id")
 @click.option("--step", type=int, default=None, help="Step index (default: the last step with context).")
+@click.option("--offline", is_flag=True, help="Never fetch missing blobs from the remote (exit 4 instead).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def ctx(env: Env, trace_id: str, step: int | None, as_json: bool) -> None:
-    """What the model saw at a step, loaded from context blobs."""
+def ctx(env: Env, trace_id: str, step: int | None, offline: bool, as_json: bool) -> None:
+    """What the model saw at a step, loaded from context blobs (fetched from the remote when missing)."""
 
     def go():
+        from .remote_cmd import fetch_on_demand
+
         b = Bucket.open(env.bucket)
         row = b.find_trace(trace_id)
-        view = context_at(b, row["project"], row["trace_id"], step)
+        view = fetch_on_demand(env, b, row["trace_id"], offline,
+                               lambda: context_at(b, row["project"], row["trace_id"], step))
         return {"context": view}, _render_ctx, 0
 
     run("ctx", as_json, go)

@@ -81,9 +81,10 @@ def _render_anchor(res: dict) -> None:
 
 @trail.command("show")
 @click.argument("trace_id")
+@click.option("--offline", is_flag=True, help="Accepted for symmetry: trail show reads no blobs (diffs are in the events).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_obj
-def show_cmd(env: Env, trace_id: str, as_json: bool) -> None:
+def show_cmd(env: Env, trace_id: str, offline: bool, as_json: bool) -> None:
     """A trace's patches in order, with their diffs and the commits that accepted them."""
 
     def go():

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
+import orjson
 import pygit2
 
 import gitref
@@ -30,6 +31,8 @@ from gitref.objects import BLOB
 from .. import layout, refnames, statefiles
 from ..blobs import blob_path, read_raw, referenced_blobs
 from ..bucket import Bucket
+from ..encoding import address
+from ..errors import OfflineError
 from ..projections import manifest as manifest_mod
 from ..projects import Names
 from .readme import readme_bytes
@@ -177,8 +180,65 @@ def _events_chains(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, bat
     return tips
 
 
-def _raw_reader(bucket: Bucket, project: str):
-    return lambda addr: read_raw(bucket.root, project, addr)
+def _raw_reader(bucket: Bucket, project: str, repo: pygit2.Repository | None = None):
+    """Raw blob bytes for trail snapshots: the bucket's file, else (a pulled bucket whose blobs
+    are not fetched yet) the same content in trail commits already in the mirror."""
+    index = SnapshotIndex(repo) if repo is not None else None
+
+    def read(addr: str) -> bytes:
+        try:
+            return read_raw(bucket.root, project, addr)
+        except OfflineError:
+            data = index.get(addr) if index is not None else None
+            if data is None:
+                raise
+            return data
+    return read
+
+
+class SnapshotIndex:
+    """sha256 address -> bytes, from the before/after files of trail.patch commits in the repository
+    (local trails and a pull's staged ones). Built on first use only; every hit is re-hashed."""
+
+    def __init__(self, repo: pygit2.Repository):
+        self.repo = repo
+        self._map: dict[str, pygit2.Oid] | None = None
+
+    def _build(self) -> dict[str, pygit2.Oid]:
+        out: dict[str, pygit2.Oid] = {}
+        tips = [oid for prefix in (refnames.TRAILS_PREFIX, refnames.STAGING_PREFIX + "trails/")
+                for oid in gitref.list_refs(self.repo, prefix).values()]
+        seen: set = set()
+        for tip in tips:
+            for c in gitref.only_in(self.repo, tip, None):
+                if c.id in seen:
+                    continue
+                seen.add(c.id)
+                if trailers(c.message).get("Kind") != "trail.patch":
+                    continue
+                tree = c.peel(pygit2.Tree)
+                try:
+                    ev = orjson.loads(tree["event.json"].data)
+                except (KeyError, ValueError):
+                    continue
+                p = ev.get("payload") or {}
+                path = str(p.get("path", "")).lstrip("/")
+                for side in ("before", "after"):
+                    if p.get(side) and side in tree:
+                        try:
+                            out.setdefault(p[side], self.repo[tree[side].id].peel(pygit2.Tree)[path].id)
+                        except (KeyError, ValueError):
+                            continue
+        return out
+
+    def get(self, addr: str) -> bytes | None:
+        if self._map is None:
+            self._map = self._build()
+        oid = self._map.get(addr)
+        if oid is None:
+            return None
+        data = self.repo[oid].data
+        return data if address(data) == addr else None
 
 
 def _project_events(bucket: Bucket, project: str) -> list[dict[str, Any]]:
@@ -192,7 +252,7 @@ def _project_events(bucket: Bucket, project: str) -> list[dict[str, Any]]:
 def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str,
                by_trace: dict[str, list[dict[str, Any]]], full: bool) -> pygit2.Oid | None:
     """New tip of the project's trail ref (``full``: from the given events alone)."""
-    raw = _raw_reader(bucket, project)
+    raw = _raw_reader(bucket, project, repo)
     if full:
         return build_project_trail(w, project, [e for evs in by_trace.values() for e in evs], raw)
     current = gitref.get_ref(repo, trail_ref(project))
@@ -237,6 +297,8 @@ def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, proje
     """(new tip, {path: blob id} the files give): the current commit, or a new one on it holding more."""
     current = gitref.get_ref(repo, blobs_ref(project, trace_id))
     changes, time = _blob_files(bucket, project, events)
+    if not changes and current is None:
+        return None, {}  # none of its blobs are here (pulled, not fetched yet): the remote keeps them
     base_tree = repo[current].peel(pygit2.Tree).id if current is not None else None
     # what verify expects to find inside the ref: the blobs the files give
     expected = {rel: gitref.object_id(BLOB, data) for rel, data in changes.items()} if full else {}

@@ -30,7 +30,7 @@ from ..bucket import Bucket
 from ..errors import OpentracesError, RefusedError
 from ..project import root_commit_of
 from ..projects import tag_of
-from .mirror import _raw_reader
+from .mirror import _raw_reader, open_mirror
 from .trail import build_project_trail, epoch, event_ids_of, trail_events
 
 LOCAL_REF = refnames.LOCAL_TRAIL
@@ -140,7 +140,8 @@ def replay(bucket: Bucket, repo_path: str, *, project: str | None = None, force:
     if not trail:
         raise RefusedError(f"project {slug} has no trail events to replay", "capture a session that edits files")
     w = ObjectWriter(clone)
-    tip = build_project_trail(w, slug, trail, _raw_reader(bucket, slug))
+    mirror = open_mirror(bucket, create=False)  # a pulled bucket: snapshots of unfetched traces are there
+    tip = build_project_trail(w, slug, trail, _raw_reader(bucket, slug, mirror))
     notes_new = notes_commit(w, bucket, slug, trail)
     current = gitref.get_ref(clone, LOCAL_REF)
     lost = _lost_events(clone, current, tip, {ev["event_id"] for ev in trail}) if current not in (None, tip) else []

@@ -36,6 +36,7 @@ from gitref import ObjectWriter, UnsafeNameError
 from gitref.trees import split_path
 
 from ..encoding import pretty_json
+from ..errors import OfflineError
 from ..events import sort_key
 from ..refnames import LOCAL_TRAIL as LOCAL_REF  # noqa: F401  (re-exported for callers)
 from ..refnames import NOTES as NOTES_REF  # noqa: F401
@@ -110,6 +111,9 @@ def _event_tree(w: ObjectWriter, ev: dict[str, Any], raw: Raw, reuse: dict[str, 
         try:
             before = _snapshot(path, raw(p["before"]) if p.get("before") else None)
             after = _snapshot(path, raw(p["after"]) if p.get("after") else None)
+        except OfflineError as exc:  # say whose blobs are missing, so a caller can fetch them
+            exc.trace_id = ev["trace_id"]
+            raise
         except UnsafeNameError:
             return w.tree(entries)  # a path Git cannot hold (e.g. '..'): patch.diff still records it
         if before is not None:

@@ -19,6 +19,7 @@ from .. import layout
 from ..batches import GZIP_HEADER
 from ..blobs import addr_from_name, blob_relpath, referenced_blobs
 from ..projects import tag_of
+from ..sync.state import remote_blob_traces
 from ..bucket import Bucket
 from ..encoding import address, gunzip_bytes, GzipError
 from ..projections import index as index_mod
@@ -118,10 +119,15 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
         hit = addr_from_name(parts[-1])
         if hit:
             held.add((tag_of(parts[2]), hit[0], hit[1]))
+    lazy_traces = remote_blob_traces(bucket)  # blobs the remote holds and this bucket has not fetched
+    lazy = 0
     for events in scan.by_trace.values():
         for ev in events.values():
             for kind, addr in referenced_blobs(ev):
                 if (tag_of(ev["project"]), kind, addr) not in held:
+                    if ev["trace_id"] in lazy_traces:
+                        lazy += 1
+                        continue
                     dangling += 1
                     rel = blob_relpath(ev["project"], kind, addr)
                     problems.append(_problem("dangling_blob", rel, f"cited by event {ev['event_id']} ({ev['kind']})"))
@@ -177,6 +183,7 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
         "blob_bytes_checked": nbytes,
         "traces_checked": len(fold_set),
         "dangling_count": dangling,
+        "lazy_blob_citations": lazy,
         "problems": problems,
     }
 

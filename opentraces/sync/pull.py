@@ -1,0 +1,108 @@
+"""``bucket remote pull``: fetch into staging, verify, merge events, re-project, update the mirror.
+
+Order: the remote's events, trails, bucket and ``main`` refs are fetched
+into ``refs/opentraces-staging/v1/`` (blob refs too with ``--eager``); every
+new batch is verified (``staging.verify_events``) before anything touches the
+bucket; then, under the writer lock, the new batch files are written
+(fsynced, each one a commit point), ``catch_up`` projects them like any
+other batch (trace folders, manifest, index, mirror), and the remote's bucket
+commit is merged into the local bucket chain. Context and raw blobs stay on
+the remote (lazy) unless ``--eager``; their blob refs are recorded so reads
+can fetch them and ``verify`` can tell lazy from lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygit2
+
+import gitref
+
+from .. import layout, refnames
+from ..batches import write_batch
+from ..bucket import Bucket
+from ..errors import CorruptionError
+from ..gitmirror.mirror import move_ref, open_mirror
+from ..writer import writing
+from . import staging
+from .state import record_remote
+from .transport import Transport
+
+
+def _wanted(remote: dict[str, pygit2.Oid], eager: bool) -> list[str]:
+    kinds = ("events", "trails", "bucket", "main") + (("blobs",) if eager else ())
+    return sorted(n for n in remote if refnames.kind_of(n) in kinds)
+
+
+def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=None,
+         lock_timeout: float = 30.0) -> dict[str, Any]:
+    bucket.check()
+    remote = transport.ls_remote()
+    ours = {n: o for n, o in remote.items() if refnames.kind_of(n)}
+    if not ours:
+        return {"state": "empty", "batches": 0, "events": 0, "traces": [], "fetched": {"objects": 0, "bytes": 0}}
+    with writing(bucket, lock_timeout) as w:
+        repo = open_mirror(bucket)
+        try:
+            staged = staging.fetch(transport, repo, _wanted(ours, eager), progress=progress)
+            index = bucket.index() or {"writers": {}}
+            incoming = staging.verify_events(repo, staged, index["writers"])
+            blobs_written = _eager_blobs(bucket, repo, staged) if eager else 0
+            written = _write_batches(bucket, incoming)
+            w.catch_up()
+            merged = _merge_bucket_ref(repo, staged.get(refnames.BUCKET))
+            record_remote(bucket, transport.url, ours)
+        finally:
+            staging.clear(repo)
+    traces = sorted({ev["trace_id"] for b, _ in incoming.batches for ev in b.events})
+    return {"state": "pulled" if written else "up_to_date", "batches": written,
+            "events": sum(len(b.events) for b, _ in incoming.batches), "writers": incoming.writers,
+            "traces": traces, "bucket_merge": merged, "blobs_written": blobs_written,
+            "eager": eager}
+
+
+def _write_batches(bucket: Bucket, incoming: staging.Incoming) -> int:
+    folder = bucket.root / layout.BATCHES
+    n = 0
+    for b, data in incoming.batches:
+        path = folder / b.name
+        if path.exists():
+            if path.read_bytes() != data:
+                raise CorruptionError(f"batch {b.name} from the remote differs from the file of the same name here",
+                                      "run 'opentraces bucket verify --full'")
+            continue
+        write_batch(folder, b.name, data)
+        n += 1
+    return n
+
+
+def _merge_bucket_ref(repo: pygit2.Repository, theirs: pygit2.Oid | None) -> str | None:
+    """Make the local bucket chain hold the remote's: a merge commit when they diverged."""
+    if theirs is None:
+        return None
+    ours = gitref.get_ref(repo, refnames.BUCKET)
+    if ours is None or ours == theirs or gitref.is_ancestor(repo, theirs, ours):
+        return None
+    if gitref.is_ancestor(repo, ours, theirs) and repo[theirs].tree_id == repo[ours].tree_id:
+        move_ref(repo, refnames.BUCKET, theirs, ours)
+        move_ref(repo, refnames.MAIN, theirs, gitref.get_ref(repo, refnames.MAIN))
+        return "fast-forward"
+    w = gitref.ObjectWriter(repo)
+    c = repo[ours]
+    msg = c.message.splitlines()[0] + "\n\n" + "\n".join(c.message.splitlines()[2:]) + "\nMerged: " + str(theirs) + "\n"
+    merge = w.commit(c.tree_id, [ours, theirs], msg, max(c.commit_time, repo[theirs].commit_time))
+    w.flush()
+    move_ref(repo, refnames.BUCKET, merge, ours)
+    move_ref(repo, refnames.MAIN, merge, gitref.get_ref(repo, refnames.MAIN))
+    return "merged"
+
+
+def _eager_blobs(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> int:
+    from .prefetch import adopt_blob_ref
+
+    n = 0
+    for name, tip in sorted(staged.items()):
+        if refnames.kind_of(name) == "blobs":
+            n += adopt_blob_ref(bucket, repo, name, tip)
+    return n

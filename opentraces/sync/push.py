@@ -1,0 +1,156 @@
+"""``bucket remote push``: blobs, then events, then trails, then the bucket ref and ``main``.
+
+Only what the remote lacks moves (Git's negotiation; a no-op push is one
+``ls-remote`` and nothing else). Each stage is one ``git push`` of several
+refs; every ref's result is checked. Refs that grow are pushed plainly (the
+server refuses a non-fast-forward); a derived ref that must be rewritten is
+checked against the remote's value first and pushed with a lease on it.
+
+If the remote holds events this bucket lacks (another machine pushed), the
+push pulls first (fetch, verify, merge, re-derive) and goes on; if it loses a
+race (a lease or fast-forward refused because the remote moved meanwhile) it
+pulls and tries again. Two machines never need ``--force`` and never lose
+data. A ref refused for another reason (a hook, a protected ref) stops the
+push with the ref and the server's reason (exit 3); the stages already done
+leave the remote consistent, and a rerun completes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pygit2
+
+import gitref
+from gitref.edit import update_tree
+
+from .. import refnames
+from ..bucket import Bucket
+from ..errors import RefusedError
+from ..gitmirror.mirror import lost_rule, move_ref, open_mirror
+from ..writer import writing
+from . import staging
+from .pull import pull
+from .state import record_remote
+from .transport import RejectedError, Transport
+
+STAGES = (("blobs",), ("events",), ("trails",), ("bucket", "main"))
+RETRIES = 6
+_RACE = ("stale info", "fetch first", "non-fast-forward", "failed to lock", "cannot lock ref", "incorrect old value")
+
+
+class _Again(Exception):
+    """The remote moved or holds events we lack: pull and start over."""
+
+
+def _remote_has_new_events(repo: pygit2.Repository, remote: dict[str, pygit2.Oid]) -> bool:
+    for name, oid in remote.items():
+        if refnames.kind_of(name) != "events":
+            continue
+        local = gitref.get_ref(repo, name)
+        if local == oid:
+            continue
+        if oid not in repo or local is None or not gitref.is_ancestor(repo, oid, local):
+            return True
+    return False
+
+
+def _local_refs(repo: pygit2.Repository) -> dict[str, pygit2.Oid]:
+    refs = gitref.list_refs(repo, refnames.PREFIX)
+    main = gitref.get_ref(repo, refnames.MAIN)
+    if main is not None:
+        refs[refnames.MAIN] = main
+    return {n: o for n, o in refs.items() if refnames.kind_of(n)}
+
+
+def _merge_blob_ref(repo: pygit2.Repository, name: str, ours: pygit2.Oid, theirs: pygit2.Oid) -> pygit2.Oid:
+    w = gitref.ObjectWriter(repo)
+    mine = {p for p, _o, _m in gitref.iter_tree(repo, ours)}
+    extra = {p: o for p, o, _m in gitref.iter_tree(repo, theirs) if p not in mine}
+    tree = update_tree(w, repo, repo[ours].tree_id, extra)
+    c = repo[ours]
+    merge = w.commit(tree, [ours, theirs], c.message, max(c.commit_time, repo[theirs].commit_time))
+    w.flush()
+    move_ref(repo, name, merge, ours)
+    return merge
+
+
+def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...], local: dict[str, pygit2.Oid],
+          remote: dict[str, pygit2.Oid]) -> list[tuple[str, pygit2.Oid, pygit2.Oid | None]]:
+    """The (name, new, lease) updates of one stage."""
+    updates = []
+    names = [n for n in sorted(local) if refnames.kind_of(n) in kinds]
+    unknown = [n for n in names if remote.get(n) is not None and remote[n] != local[n] and remote[n] not in repo]
+    if unknown:  # a value we never saw (a blob ref another machine grew): fetch it to compare
+        staged = staging.fetch(transport, repo, unknown)
+        missing = [n for n in unknown if n not in staged]
+        if missing:
+            raise _Again()
+    for name in names:
+        new, old = local[name], remote.get(name)
+        if old == new:
+            continue
+        if old is None or gitref.is_ancestor(repo, old, new):
+            updates.append((name, new, None))
+            continue
+        if gitref.is_ancestor(repo, new, old):
+            continue  # the remote is ahead on this ref (it holds what we hold and more)
+        kind = refnames.kind_of(name)
+        if kind == "blobs":  # both sides grew one trace's blobs: the union, on both parents
+            updates.append((name, _merge_blob_ref(repo, name, new, old), None))
+        elif kind == "events":
+            raise _Again()  # another writer's chain we have not pulled: pull re-derives
+        elif list(lost_rule(name)(repo, old, new)):
+            raise _Again()  # the remote's value holds events we lack: pull first
+        else:
+            updates.append((name, new, old))
+    return updates
+
+
+def _one_round(bucket: Bucket, transport: Transport, progress, transfer: gitref.Transfer) -> dict[str, Any]:
+    remote = transport.ls_remote()
+    repo = open_mirror(bucket)
+    if _remote_has_new_events(repo, remote):
+        raise _Again()
+    local = _local_refs(repo)
+    pushed: dict[str, str] = {}
+    try:
+        for kinds in STAGES:
+            updates = _plan(transport, repo, kinds, local, remote)
+            if not updates:
+                continue
+            statuses = transport.push(repo, updates, progress=progress, transfer=transfer)
+            rejected = {n: st.reason for n, st in statuses.items() if not st.ok}
+            if rejected:
+                if all(any(r in reason for r in _RACE) for reason in rejected.values()):
+                    raise _Again()
+                shown = "; ".join(f"{n}: {r}" for n, r in sorted(rejected.items()))
+                raise RejectedError(f"the remote rejected {len(rejected)} ref(s): {shown}",
+                                    "fix what the server objects to, then run 'opentraces bucket remote push' again",
+                                    rejected)
+            for n, new, _lease in updates:
+                pushed[n] = str(new)
+                remote[n] = new
+            local = _local_refs(repo)
+    finally:
+        staging.clear(repo)
+    record_remote(bucket, transport.url, remote)
+    return {"refs": pushed}
+
+
+def push(bucket: Bucket, transport: Transport, *, progress=None, lock_timeout: float = 30.0) -> dict[str, Any]:
+    bucket.check()
+    if not bucket.exists():
+        raise RefusedError(f"no bucket at {bucket.root}", "capture sessions first")
+    transfer = gitref.Transfer()
+    pulls = []
+    for attempt in range(RETRIES):
+        try:
+            with writing(bucket, lock_timeout):  # nobody commits while the refs are read and pushed
+                res = _one_round(bucket, transport, progress, transfer)
+            return {"state": "pushed" if res["refs"] else "up_to_date", "refs": res["refs"],
+                    "sent": {"objects": transfer.objects, "bytes": transfer.bytes},
+                    "pulled_first": pulls, "attempts": attempt + 1}
+        except _Again:
+            pulls.append(pull(bucket, transport, progress=progress, lock_timeout=lock_timeout))
+    raise RejectedError(f"the remote kept moving during {RETRIES} attempts", "run 'opentraces bucket remote push' again", {})
