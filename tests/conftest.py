@@ -13,6 +13,9 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+pytest_plugins = ["serverrig"]  # the real Git servers (bare, git daemon, http-backend behind nginx, sshd)
+
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 SHARED = REPO.parent / "shared" / "fixtures" / "real-sessions"

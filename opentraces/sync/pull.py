@@ -84,10 +84,10 @@ def _merge_bucket_ref(repo: pygit2.Repository, theirs: pygit2.Oid | None) -> str
     ours = gitref.get_ref(repo, refnames.BUCKET)
     if ours is None or ours == theirs or gitref.is_ancestor(repo, theirs, ours):
         return None
-    if gitref.is_ancestor(repo, ours, theirs) and repo[theirs].tree_id == repo[ours].tree_id:
+    if repo[theirs].tree_id == repo[ours].tree_id:  # the same bucket: take the remote's history as ours
         move_ref(repo, refnames.BUCKET, theirs, ours)
         move_ref(repo, refnames.MAIN, theirs, gitref.get_ref(repo, refnames.MAIN))
-        return "fast-forward"
+        return "adopted"
     w = gitref.ObjectWriter(repo)
     c = repo[ours]
     msg = c.message.splitlines()[0] + "\n\n" + "\n".join(c.message.splitlines()[2:]) + "\nMerged: " + str(theirs) + "\n"
