@@ -83,6 +83,8 @@ def status_cmd(env: Env, as_json: bool) -> None:
     def go():
         res = status(Bucket.open(env.bucket, mirror=False), transport_for(env))
         code = 3 if res["state"] in ("unreachable", "unauthorized") else 0
+        if code:  # the state is the answer; the reason still goes to stderr, as one line
+            click.echo(f"error: {res.get('reason')}", err=True)
 
         def render(r):
             x = r["remote_status"]
@@ -112,6 +114,8 @@ def diff_cmd(env: Env, as_json: bool) -> None:
     def go():
         res = diff(Bucket.open(env.bucket, mirror=False), transport_for(env))
         code = 3 if res["state"] in ("unreachable", "unauthorized") else 0
+        if code:
+            click.echo(f"error: {res.get('reason')}", err=True)
 
         def render(r):
             x = r["remote_diff"]

@@ -52,6 +52,7 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
             written = _write_batches(bucket, incoming)
             w.catch_up()
             merged = _merge_bucket_ref(repo, staged.get(refnames.BUCKET))
+            blobs_written += _converge_blob_refs(bucket, repo, transport, ours, eager)
             record_remote(bucket, transport.url, ours)
         finally:
             staging.clear(repo)
@@ -96,6 +97,27 @@ def _merge_bucket_ref(repo: pygit2.Repository, theirs: pygit2.Oid | None) -> str
     move_ref(repo, refnames.BUCKET, merge, ours)
     move_ref(repo, refnames.MAIN, merge, gitref.get_ref(repo, refnames.MAIN))
     return "merged"
+
+
+def _converge_blob_refs(bucket: Bucket, repo: pygit2.Repository, transport: Transport,
+                        remote: dict[str, pygit2.Oid], eager: bool) -> int:
+    """Blob refs both sides built for one trace (its blobs were here too): adopt or merge the remote's,
+    so the two machines converge on one history instead of pushing merges back and forth."""
+    from .prefetch import adopt_blob_ref
+
+    both = [n for n, o in remote.items() if refnames.kind_of(n) == "blobs"
+            and gitref.get_ref(repo, n) not in (None, o) and not eager]
+    if not both:
+        return 0
+    staged = staging.fetch(transport, repo, sorted(both))
+    n = 0
+    for name, tip in sorted(staged.items()):
+        local = gitref.get_ref(repo, name)
+        if local is not None and repo[local].tree_id == repo[tip].tree_id:
+            move_ref(repo, name, tip, local)  # the same blobs: take the remote's commit
+        else:
+            n += adopt_blob_ref(bucket, repo, name, tip)
+    return n
 
 
 def _eager_blobs(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> int:
