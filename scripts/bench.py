@@ -53,6 +53,7 @@ REF_VERSION = "0.4.13"
 sys.path.insert(0, str(HERE))
 
 import bench_scale  # noqa: E402
+import bench_sync  # noqa: E402
 import gen_sessions  # noqa: E402
 
 from opentraces.bucket import Bucket  # noqa: E402
@@ -904,7 +905,7 @@ def print_table(run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror"):
+    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync"):
         ap.add_argument(f"--{s}", action="store_true", help=f"run the {s} section")
     ap.add_argument("--quick", action="store_true", help="small scales, finishes in < 2 minutes (warm cache)")
     ap.add_argument("--json", type=Path, help="write every number to this file")
@@ -929,6 +930,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--keep", action="store_true", help="keep this run's scratch folder")
     ap.add_argument("--scale-repeats", type=int, help="scale: new sessions captured per bucket (default 7 full, 3 quick)")
     ap.add_argument("--mirror-captures", type=int, help="mirror: one-session captures (default 1000 full, 150 quick)")
+    ap.add_argument("--sync-sessions", type=int, help="sync: sessions pushed and pulled (default 1000 full, 100 quick)")
+    ap.add_argument("--sync-repeats", type=int, help="sync: repeats (default 2 full, 1 quick)")
     a = ap.parse_args(argv)
     q = a.quick
     a.status_large_explicit = a.status_large is not None
@@ -945,9 +948,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.ref_status_repeats = a.ref_status_repeats or (3 if q else 5)
     a.scale_repeats = a.scale_repeats or (3 if q else 7)
     a.mirror_captures = a.mirror_captures or (150 if q else 1000)
-    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror") if getattr(a, s)]
+    a.sync_sessions = a.sync_sessions or (100 if q else 1000)
+    a.sync_repeats = a.sync_repeats or (1 if q else 2)
+    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync") if getattr(a, s)]
     if not sections:
-        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror"] + ([] if q else ["profile"])
+        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync"] + ([] if q else ["profile"])
     if a.no_ref and "ref" in sections:
         sections.remove("ref")
     a.sections = sections
@@ -969,7 +974,8 @@ def main(argv: list[str] | None = None) -> int:
     fns: dict[str, Callable[[Run], None]] = {"capture": bench_capture, "status": bench_status, "verify": bench_verify,
                                              "ref": bench_ref, "hook": bench_hook, "profile": bench_profile,
                                              "scale": lambda r: bench_scale.bench_scale(r, bench_mod()),
-                                             "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod())}
+                                             "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod()),
+                                             "sync": lambda r: bench_sync.bench_sync(r, bench_mod())}
     try:
         for s in a.sections:
             ts = time.perf_counter()

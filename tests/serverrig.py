@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -77,12 +78,12 @@ def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 10.
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             out = proc.stdout.read().decode("utf-8", "replace") if proc.stdout else ""
-            pytest.fail(f"{what} exited at start ({proc.returncode}): {out[-2000:]}")
+            raise RuntimeError(f"{what} exited at start ({proc.returncode}): {out[-2000:]}")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.05)
-    pytest.fail(f"{what} did not listen on {port} within {timeout}s")
+    raise RuntimeError(f"{what} did not listen on {port} within {timeout}s")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -166,11 +167,10 @@ http {{
 """
 
 
-@pytest.fixture
-def http_remote(tmp_path):
-    """git http-backend behind nginx + fcgiwrap, Basic auth (user ``alice``, a random token)."""
-    _need("nginx", "fcgiwrap", "/usr/lib/git-core/git-http-backend")
-    d = Path(tempfile.mkdtemp(prefix="ot-http-"))
+def start_http(d: Path) -> tuple[Remote, Callable[[], None]]:
+    """git http-backend behind nginx + fcgiwrap in folder ``d``, Basic auth (user ``alice``, a random token).
+
+    Returns the remote and a function that stops both servers (the bench uses it too)."""
     root = d / "repos"
     repo = init_bare(root / "bucket.git")
     token = "tok-" + os.urandom(12).hex()
@@ -188,10 +188,23 @@ def http_remote(tmp_path):
     nginx = subprocess.Popen(["nginx", "-c", str(d / "nginx.conf"), "-p", str(d), "-e", str(d / "error.log")],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     wait_port(port, nginx, "nginx")
-    yield Remote("http", f"http://127.0.0.1:{port}/bucket.git", repo, username="alice", token=token,
-                 log=d / "access.log")
-    stop(nginx)
-    stop(fcgi)
+
+    def stopper() -> None:
+        stop(nginx)
+        stop(fcgi)
+
+    return (Remote("http", f"http://127.0.0.1:{port}/bucket.git", repo, username="alice", token=token,
+                   log=d / "access.log"), stopper)
+
+
+@pytest.fixture
+def http_remote(tmp_path):
+    """git http-backend behind nginx + fcgiwrap, Basic auth (user ``alice``, a random token)."""
+    _need("nginx", "fcgiwrap", "/usr/lib/git-core/git-http-backend")
+    d = Path(tempfile.mkdtemp(prefix="ot-http-"))
+    remote, stopper = start_http(d)
+    yield remote
+    stopper()
     shutil.rmtree(d, ignore_errors=True)
 
 
