@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
@@ -34,6 +35,7 @@ from .refs import check_ref_name, delete_ref, get_ref
 from .repo import objects_dir
 
 STAGING_PREFIX = "refs/gitref-staging/"
+PUSH_CHUNK = 2000  # refs per git push
 Progress = Callable[[str, int, int, int], None]  # (phase, done, total, bytes)
 _PROGRESS = re.compile(r"^(?P<phase>[A-Za-z ]+):\s+(?:\d+%\s+)?\((?P<done>\d+)/(?P<total>\d+)\)(?:,\s+(?P<size>[\d.]+)\s+(?P<unit>[KMG]i?B|bytes))?")
 _UNITS = {"bytes": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
@@ -104,6 +106,9 @@ def run_git(repo: pygit2.Repository | None, args: list[str], env: dict[str, str]
         return subprocess.run(cmd, env=full_env, capture_output=True, check=False, input=input)
     proc = subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    out_chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: out_chunks.append(proc.stdout.read()), daemon=True)
+    reader.start()  # stdout drains on its own: a full pipe must never block git while we read stderr
     if input is not None:
         proc.stdin.write(input)
         proc.stdin.close()
@@ -118,9 +123,9 @@ def run_git(repo: pygit2.Repository | None, args: list[str], env: dict[str, str]
         *lines, buf = re.split(rb"[\r\n]", buf)
         for line in lines:
             _progress_line(line.decode("utf-8", "replace"), progress, transfer)
-    out = proc.stdout.read()
+    reader.join()
     proc.wait()
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, bytes(err))
+    return subprocess.CompletedProcess(cmd, proc.returncode, b"".join(out_chunks), bytes(err))
 
 
 def _progress_line(line: str, progress: Progress | None, transfer: Transfer | None) -> None:
@@ -163,8 +168,8 @@ def fetch(repo: pygit2.Repository, url: str, refspecs: list[str], env: dict[str,
     if not refspecs:
         return Transfer()
     transfer = Transfer()
-    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--progress", "--no-auto-gc", url, *refspecs]
-    done = run_git(repo, args, env, progress=progress, transfer=transfer)
+    args = ["fetch", "--no-tags", "--no-write-fetch-head", "--progress", "--no-auto-gc", url, "--stdin"]
+    done = run_git(repo, args, env, progress=progress, transfer=transfer, input=("\n".join(refspecs) + "\n").encode())
     if done.returncode != 0:
         raise RemoteError(f"fetching from the remote failed ({_last_words(done)})", _last_words(done))
     return transfer
@@ -180,6 +185,15 @@ def push(repo: pygit2.Repository, url: str, updates: list[tuple[str, pygit2.Oid,
     """
     if not updates:
         return {}
+    if len(updates) > PUSH_CHUNK:  # keep each command line well under ARG_MAX
+        out: dict[str, RefStatus] = {}
+        for i in range(0, len(updates), PUSH_CHUNK):
+            part = Transfer()
+            out.update(push(repo, url, updates[i:i + PUSH_CHUNK], env, progress=progress, transfer=part))
+            if transfer is not None:
+                transfer.objects += part.objects
+                transfer.bytes += part.bytes
+        return out
     args = ["push", "--porcelain", "--progress", "--no-verify"]
     for name, _new, lease in updates:
         if lease is not None:

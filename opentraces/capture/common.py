@@ -85,7 +85,7 @@ def read_jsonl(data: bytes) -> tuple[list[tuple[int, dict]], list[tuple[int, str
 
     Line numbers count from 1; a UTF-8 byte order mark and blank lines are
     ignored. The reasons are ``not UTF-8``, ``invalid JSON`` (a torn last
-    line too) and ``not a JSON object``.
+    line too), ``nested too deeply`` and ``not a JSON object``.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("parse() takes the session file's bytes")
@@ -110,6 +110,9 @@ def read_jsonl(data: bytes) -> tuple[list[tuple[int, dict]], list[tuple[int, str
                 obj = fix_surrogates(json.loads(raw.decode("utf-8")))
             except ValueError:
                 skipped.append((no, "invalid JSON"))
+                continue
+            except RecursionError:  # nested deeper than any parser here follows: one skipped line
+                skipped.append((no, "nested too deeply"))
                 continue
         if not isinstance(obj, dict):
             skipped.append((no, "not a JSON object"))
@@ -148,7 +151,7 @@ def call_input(args: Any) -> dict:
     if isinstance(args, str):
         try:
             parsed = json.loads(args)
-        except ValueError:
+        except (ValueError, RecursionError):
             parsed = None
         return parsed if isinstance(parsed, dict) else {"arguments": args}
     return args if isinstance(args, dict) else {}

@@ -7,8 +7,8 @@ import subprocess
 
 import orjson
 
-from syncrig import Machine, fsck_ok, git, make_project, remote_refs
-from bucketrig import FIXTURES, REAL_CLAUDE
+from syncrig import Machine, fsck_ok, git, make_project, remote_refs, session
+from bucketrig import FIXTURES, REAL_CLAUDE, tree_digest
 
 
 def test_round_trip(any_remote, tmp_path):
@@ -69,3 +69,16 @@ def test_round_trip(any_remote, tmp_path):
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert git("rev-parse", f"refs/opentraces/remote/trails/{slug}", cwd=clone_a).stdout.strip() == ra["head"]
+
+    # status and diff are reads: not one byte under the bucket changes (its .git included)
+    new = b.json("capture", "claude-code", session(tmp_path / "s" / "late.jsonl", 77, 4))["capture"]
+    [new_trace] = [c["trace_id"] for c in new["captured"]]
+    before = tree_digest(b.bucket)
+    st = b.json("bucket", "remote", "status")["remote_status"]
+    d = b.json("bucket", "remote", "diff")["remote_diff"]
+    assert tree_digest(b.bucket) == before
+    assert st["state"] == "local_ahead"
+    assert d["traces"] == {"local_only": [new_trace], "remote_only": []}
+    assert len(d["batches"]["local_only"]) == 1 and d["batches"]["remote_only"] == []
+    assert [k.rsplit("/", 1)[1] for k in d["blob_sets"]["local_only"]] == [new_trace]
+    assert a.json("bucket", "remote", "diff")["remote_diff"]["traces"] == {"local_only": [], "remote_only": []}
