@@ -9,6 +9,7 @@ session writes nothing; a grown session appends only its new part.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -119,6 +120,13 @@ def capture_paths(
                 continue
             try:
                 st = os.stat(path)
+                if stat.S_ISDIR(st.st_mode):
+                    os.listdir(path)  # raises for the unreadable folder a walk had to pass over
+                    report.skipped.append({"path": str(path), "reason": "a folder; pass its session files"})
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read (and the lock) forever
+                    report.skipped.append({"path": str(path), "reason": "not a regular file (a FIFO, socket or device); capture reads regular files only"})
+                    continue
                 cur = cursors.get(key)
                 if (cur and cur.get("size") == st.st_size and cur.get("mtime_ns") == st.st_mtime_ns
                         and (bucket.root / layout.trace_dir(cur["project"], cur["trace"]) / layout.TRACE_JSON).exists()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import click
@@ -13,6 +15,17 @@ from .output import Env, echo, run
 from .progress import progress_bar
 
 
+def session_files_under(folder: Path) -> list[Path]:
+    """Every ``*.jsonl`` under ``folder`` that is not a folder (FIFOs and the like included, so
+    capture can count them as skipped), plus every subfolder it could not read (counted too)."""
+    out: list[Path] = []
+    unreadable: list[Path] = []
+    for dirpath, dirs, files in os.walk(folder, onerror=lambda exc: unreadable.append(Path(exc.filename))):
+        dirs.sort()
+        out += [Path(dirpath) / f for f in sorted(files) if f.endswith(".jsonl")]
+    return sorted(out) + sorted(unreadable)
+
+
 def _paths_for(mod, env: Env, paths: tuple[str, ...], sweep: bool) -> list[Path]:
     out: list[Path] = []
     if sweep:
@@ -20,7 +33,7 @@ def _paths_for(mod, env: Env, paths: tuple[str, ...], sweep: bool) -> list[Path]
     for p in paths:
         path = Path(p)
         if path.is_dir():  # a folder named explicitly: every session file in it
-            out += sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+            out += session_files_under(path)
         elif path.exists():
             out.append(path)
         else:
