@@ -2,7 +2,9 @@
 
 DESIGN.md §8: 0 ok; 1 checks found problems; 2 usage error or refused;
 3 configuration, auth or remote unreachable; 4 data needed but not present
-offline; 5 corruption that stops the command; 7 bucket locked.
+offline; 5 corruption that stops the command; 6 the disk is full or a write
+failed (the one code DESIGN.md left free; nothing committed is lost); 7
+bucket locked.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class ExitStatus(enum.IntEnum):
     CONFIG = 3
     OFFLINE = 4
     CORRUPT = 5
+    STORAGE = 6
     LOCKED = 7
 
 
@@ -68,3 +71,9 @@ class CorruptionError(OpentracesError):
 
 class LockedError(OpentracesError):
     exit_status = ExitStatus.LOCKED
+
+
+class StorageError(OpentracesError):
+    """The disk is full or a write failed; what was committed before stays committed."""
+
+    exit_status = ExitStatus.STORAGE

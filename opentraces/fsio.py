@@ -104,8 +104,10 @@ def write_many_new(items: list[tuple[Path, bytes]]) -> int:
     todo = [(p, d) for p, d in items if not p.exists()]
     if not todo:
         return 0
-    tmps = [(_write_tmp(p, d, sync=False), p) for p, d in todo]
+    tmps: list[tuple[Path, Path]] = []
     try:
+        for p, d in todo:  # a full disk half-way must not leave the first temps behind
+            tmps.append((_write_tmp(p, d, sync=False), p))
         _fsync_paths([t for t, _ in tmps])
         for tmp, path in tmps:
             os.replace(tmp, path)

@@ -17,6 +17,8 @@ Capture, anchors, repair and pull all write through here.
 
 from __future__ import annotations
 
+import errno
+import os
 from collections import defaultdict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,12 +30,15 @@ from . import layout, statefiles
 from .batches import Batch, BatchError, BatchHeader, encode_batch, read_header, write_batch
 from .blobs import PendingBlobs
 from .bucket import Bucket
-from .errors import CorruptionError
-from .fsio import atomic_write, write_if_changed, write_many_new
+from .errors import CorruptionError, StorageError
+from .fsio import atomic_write, is_tmp_name, write_if_changed, write_many_new
 from .projections import index as index_mod
 from .projections import manifest as manifest_mod
 from .projections.tracedir import write_trace
 from .projects import Names
+
+
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS)
 
 
 @dataclass
@@ -63,10 +68,23 @@ class Writer:
         for hook in self.before_commit:
             hook(events, blobs)
         result = CommitResult()
-        if blobs.items:
-            result.blobs_written = write_many_new([(self.root / rel, data) for rel, data in blobs.items.items()])
-        if not events:
-            return result
+        try:
+            if blobs.items:
+                result.blobs_written = write_many_new([(self.root / rel, data) for rel, data in blobs.items.items()])
+            if not events:
+                return result
+            return self._commit_batch(events, result)
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRNOS:
+                raise
+            if result.batch is None:
+                raise StorageError(f"the disk is full or failing ({exc.strerror}); nothing of this write was committed",
+                                   "free space, then run the command again") from None
+            raise StorageError(f"the disk is full or failing ({exc.strerror}) after batch {result.batch} was committed; "
+                               "its events are safe and the next write completes their projections",
+                               "free space, then run 'opentraces bucket repair'") from None
+
+    def _commit_batch(self, events: list[dict[str, Any]], result: CommitResult) -> CommitResult:
         index = self.bucket.index() or index_mod.empty()
         writer = self.bucket.writer_id()
         head = index["writers"].get(writer)
@@ -74,9 +92,9 @@ class Writer:
         prev = head["head"] if head else None
         name, digest, data = encode_batch(writer, seq, prev, events)
         write_batch(self.root / layout.BATCHES, name, data)
+        result.batch = name  # committed: from here on, a failure loses nothing
         self.bucket.write_state(statefiles.LAST_BATCH, {"name": name})
         batch = Batch(name, BatchHeader(writer, seq, prev, len(events)), digest, events)
-        result.batch = name
         result.events = len(events)
         result.traces = self.project([batch], index)
         for hook in self.after_commit:
@@ -212,7 +230,10 @@ class Writer:
         try:
             result = update_mirror(self.bucket, batches, traces, full=full, scan=scan, names=names)
         except Exception as exc:  # the events are committed; the mirror catches up next time
-            self.bucket.write_state(statefiles.MIRROR_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            try:
+                self.bucket.write_state(statefiles.MIRROR_ERROR, {"error": f"{type(exc).__name__}: {exc}"})
+            except OSError:  # a full disk: status still sees the mirror behind by its digest
+                pass
             return {"error": str(exc)}
         (self.bucket.state_dir / statefiles.MIRROR_ERROR).unlink(missing_ok=True)
         return result
@@ -226,10 +247,62 @@ class Writer:
 
 @contextmanager
 def writing(bucket: Bucket, timeout: float = 30.0, *, catch_up: bool = True) -> Iterator[Writer]:
-    """Hold ``bucket``'s writer lock; yields a Writer after catching up."""
+    """Hold ``bucket``'s writer lock; yields a Writer after catching up.
+
+    A marker (``.state/writing``) lives while the lock is held; finding it
+    on entry means the previous writer died (kill -9, power loss), so the
+    temp files it left (``.*.tmp`` anywhere, half-written packs in ``.git``)
+    are removed first: under the lock no other writer can own them.
+    """
     bucket.check()
     with bucket.lock(timeout):
-        w = Writer(bucket)
-        if catch_up:
-            w.catch_up()
-        yield w
+        marker = bucket.state_dir / statefiles.WRITING
+        if marker.exists():
+            sweep_temp_files(bucket)
+        else:
+            sweep_pack_temps(bucket)
+        try:
+            marker.touch()
+        except OSError:
+            pass
+        try:
+            w = Writer(bucket)
+            if catch_up:
+                w.catch_up()
+            yield w
+        finally:  # an error is not a crash: only a dead process leaves the marker
+            marker.unlink(missing_ok=True)
+
+
+def sweep_pack_temps(bucket: Bucket) -> list[str]:
+    """Half-written packs in the mirror (ours: ``.tmp-pack-*``; git's: ``tmp_*``); a listdir, cheap."""
+    out = []
+    pack_dir = bucket.root / layout.GIT / "objects" / "pack"
+    try:
+        names = os.listdir(pack_dir)
+    except OSError:
+        return out
+    for n in names:
+        if n.startswith((".tmp-pack-", "tmp_")):
+            try:
+                os.unlink(pack_dir / n)
+                out.append(f"{layout.GIT}/objects/pack/{n}")
+            except OSError:
+                pass
+    return out
+
+
+def sweep_temp_files(bucket: Bucket) -> list[str]:
+    """Every temp file a dead writer left (the caller holds the lock)."""
+    out = sweep_pack_temps(bucket)
+    for dirpath, dirs, files in os.walk(bucket.root):
+        if dirpath == str(bucket.root):
+            dirs[:] = [d for d in dirs if d != layout.GIT]
+        for f in files:
+            if is_tmp_name(f):
+                try:
+                    os.unlink(os.path.join(dirpath, f))
+                    out.append(os.path.relpath(os.path.join(dirpath, f), bucket.root))
+                except OSError:
+                    pass
+    return out

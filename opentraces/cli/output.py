@@ -74,8 +74,9 @@ def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Call
     except KeyboardInterrupt:
         _fail(schema, as_json, "interrupted; the bucket is intact (committed batches only)", 130)
     except OSError as exc:
-        if exc.errno == 28:  # ENOSPC
-            _fail(schema, as_json, f"disk full ({exc.filename or 'bucket'}); nothing partial was committed; free space and run the command again", int(ExitStatus.CONFIG))
+        if exc.errno in (28, 122, 5, 30):  # ENOSPC, EDQUOT, EIO, EROFS
+            _fail(schema, as_json, f"the disk is full or failing ({exc.strerror}: {exc.filename or 'bucket'}); "
+                  "the bucket keeps every committed batch; free space and run the command again", int(ExitStatus.STORAGE))
         _fail(schema, as_json, f"{exc.strerror or exc}: {exc.filename or ''}".strip(": "), int(ExitStatus.CONFIG))
     except Exception as exc:  # never a traceback; the bucket is only changed by committed batches
         if type(exc).__module__.startswith("gitref"):

@@ -14,12 +14,12 @@ from ..bucket import Bucket
 
 def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any]:
     bucket.check()
-    head = bucket.manifest_head()
     out: dict[str, Any] = {"bucket": str(bucket.root), "exists": bucket.exists()}
+    head = bucket.manifest_head()  # a damaged manifest.json (a truncated one too) stops status: exit 5
     # failed hooks matter most when nothing was captured yet: count them first
     out["hook_failures"] = _count_lines(os.path.join(logs_dir, "hook-errors.log")) if logs_dir else 0
     if head is None:
-        out.update({"state": "empty" if not bucket.exists() else "unprojected",
+        out.update({"state": "empty" if not bucket.exists() or not bucket.batch_names() else "unprojected",
                     "traces": 0, "projects": 0, "events": 0, "batches": 0, "digest": None})
         if bucket.exists() and bucket.batch_names():
             out["state"] = "stale"
