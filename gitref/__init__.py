@@ -1,6 +1,7 @@
 """gitref: plumbing that maps data onto Git objects and refs with pygit2."""
 
 from .errors import GitrefError, NotFoundError, ObjectTypeError
+from .integrity import corrupt_refs, drop_corrupt_refs, pack_problems, unreachable_objects
 from .guard import WouldLoseError, guarded_update, is_ancestor, lost_commit_keys, lost_tree_paths, only_in
 from .objects import Identity, InvalidObjectError, UnsafeNameError, object_id
 from .packs import (
@@ -87,6 +88,10 @@ __all__ = [
     "push",
     "run_git",
     "update_ref",
+    "corrupt_refs",
+    "drop_corrupt_refs",
+    "pack_problems",
+    "unreachable_objects",
     "WouldLoseError",
     "guarded_update",
     "is_ancestor",

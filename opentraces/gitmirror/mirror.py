@@ -353,6 +353,9 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     repo = open_mirror(bucket, create=not dry_run)
     if repo is None:
         return {"tips": {}, "trees": {}}
+    healed: dict[str, Any] = {}
+    if full and not dry_run:
+        healed, repo = _heal_storage(bucket, repo)
     full = full or dry_run
     w = ObjectWriter(repo)
     index = bucket.index() or {"batch_count": 0}
@@ -402,7 +405,39 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     head = bucket.manifest_head() or {}
     bucket.write_state(statefiles.MIRROR, {"bucket_commit": str(tips[BUCKET_REF]), "digest": head.get("digest")})
     compact(bucket, repo)
-    return {"refs_updated": len(changed), "refs": changed}
+    return {"refs_updated": len(changed), "refs": changed, **healed}
+
+
+def _heal_storage(bucket: Bucket, repo: pygit2.Repository) -> tuple[dict[str, Any], pygit2.Repository]:
+    """Before a full rebuild: drop ref files that hold no value (a truncated write) and move damaged
+    packs aside (to ``.state/damaged-packs/``, kept for inspection); the rebuild writes every object
+    the bucket's files can give again."""
+    out: dict[str, Any] = {}
+    dropped = gitref.drop_corrupt_refs(repo)
+    if dropped:
+        out["refs_dropped"] = dropped
+    bad = gitref.pack_problems(repo)
+    if bad:
+        aside = bucket.state_dir / "damaged-packs"
+        aside.mkdir(parents=True, exist_ok=True)
+        gitdir = Path(repo.path)
+        for rel, _why in bad:
+            p = gitdir / rel
+            for suffix in (".idx", ".pack", ".rev"):
+                q = p.with_suffix(suffix)
+                if q.exists():
+                    q.rename(aside / q.name)
+        out["packs_set_aside"] = [rel for rel, _why in bad]
+        repo = gitref.open_repo(gitdir)  # forget the packs it had opened
+    if dropped or bad:  # refs may name objects that went with a pack: let them be set anew
+        refs = gitref.list_refs(repo, refnames.PREFIX)
+        main = gitref.get_ref(repo, refnames.MAIN)
+        if main is not None:
+            refs[refnames.MAIN] = main
+        for name, oid in refs.items():
+            if oid not in repo:
+                gitref.delete_ref(repo, name, oid)
+    return out, repo
 
 
 def compact(bucket: Bucket, repo: pygit2.Repository, *, force_prune: bool = False) -> dict[str, Any]:

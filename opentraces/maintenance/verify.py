@@ -234,13 +234,23 @@ def _mirror_problems(bucket: Bucket, scan) -> list[dict[str, str]]:
     from ..gitmirror.mirror import PREFIX, update_mirror
     from ..refnames import BUCKET, MANAGED, MAIN, kind_of
 
+    storage = []
+    try:
+        repo = gitref.open_repo(bucket.root / layout.GIT)
+        storage += [_problem("mirror_pack", f"{layout.GIT}/{rel}", why) for rel, why in gitref.pack_problems(repo)]
+        storage += [_problem("mirror_ref", f"{layout.GIT}/{rel}", "not a valid reference (a truncated write?)")
+                    for rel in gitref.corrupt_refs(repo)]
+    except Exception as exc:
+        return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
     try:
         want = update_mirror(bucket, [], [], dry_run=True, scan=scan)
-        repo = gitref.open_repo(bucket.root / layout.GIT)
         actual = gitref.list_refs(repo, PREFIX)
         main = gitref.get_ref(repo, MAIN)
+        missing = gitref.unreachable_objects(repo, sorted(set(actual.values())))
+        if missing:
+            storage.append(_problem("mirror_objects", layout.GIT, f"objects the refs need are missing ({missing})"))
     except Exception as exc:  # an unreadable mirror is a finding, not a crash
-        return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
+        return storage + [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
     expected, trees = want["tips"], want["trees"]
     out = []
     for name in sorted((set(expected) - {MAIN}) | {n for n in actual if n.startswith(MANAGED)}):
@@ -259,7 +269,7 @@ def _mirror_problems(bucket: Bucket, scan) -> list[dict[str, str]]:
                 out.append(_problem("mirror_mismatch", name, why))
     if actual.get(BUCKET) is not None and main != actual.get(BUCKET):
         out.append(_problem("mirror_mismatch", MAIN, f"at {main}, not at the bucket ref"))
-    return out
+    return storage + out
 
 
 def _tree_problem(repo, tip, want, *, exact: bool) -> str | None:

@@ -122,3 +122,51 @@ def test_status_of_a_bucket_killed_before_its_first_batch_is_empty(tmp_path, cli
     (bucket / ".state").mkdir()
     res = cli("--bucket", bucket, "bucket", "status", "--json")
     assert res.exit_code == 0 and res.json["bucket"]["state"] == "empty"
+
+
+def _mirror_pack(bucket: Path) -> Path:
+    return max((bucket / ".git" / "objects" / "pack").glob("pack-*.pack"), key=lambda p: p.stat().st_size)
+
+
+def test_verify_full_finds_a_damaged_or_deleted_pack_and_repair_rebuilds(tmp_path, cli):
+    import pytest
+
+    for damage in ("flip", "truncate", "delete"):
+        bucket = tmp_path / damage
+        capture(cli, bucket, *claude_sessions())
+        pack = _mirror_pack(bucket)
+        if damage == "flip":
+            data = bytearray(pack.read_bytes())
+            data[len(data) // 2] ^= 0xFF
+            pack.write_bytes(bytes(data))
+        elif damage == "truncate":
+            pack.write_bytes(pack.read_bytes()[:-100])
+        else:
+            pack.unlink()
+        v = verify_full(cli, bucket)
+        assert v["exit"] == 1, damage
+        kinds = {p["kind"] for p in v["problems"]}
+        assert kinds & {"mirror_pack", "mirror_objects", "mirror_damaged"}, (damage, v["problems"])
+        res = cli("--bucket", bucket, "bucket", "repair", "--json")
+        assert res.exit_code == 0, res.stdout
+        v = verify_full(cli, bucket)
+        assert v["exit"] == 0, (damage, v["problems"])
+        done = subprocess.run(["git", f"--git-dir={bucket / '.git'}", "fsck", "--full", "--strict"], capture_output=True, text=True)
+        assert done.returncode == 0, (damage, done.stderr)
+    _ = pytest
+
+
+def test_a_truncated_ref_is_named_and_repaired(tmp_path, cli):
+    bucket = tmp_path / "bucket"
+    capture(cli, bucket, REAL_CLAUDE)
+    ref = bucket / ".git" / "refs" / "opentraces" / "v1" / "bucket"
+    if not ref.exists():  # packed: write it loose, the way a crash mid-write leaves it
+        ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_bytes(b"3f2a")
+    v = verify_full(cli, bucket)
+    assert v["exit"] == 1 and any(p["kind"] == "mirror_ref" for p in v["problems"]), v["problems"]
+    res = cli("--bucket", bucket, "bucket", "repair", "--json")
+    assert res.exit_code == 0 and "refs_dropped" in str(res.json)
+    assert verify_full(cli, bucket)["exit"] == 0
+    st = cli("--bucket", bucket, "bucket", "status", "--json").json["bucket"]
+    assert st["mirror"]["state"] == "current"
