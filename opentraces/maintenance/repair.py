@@ -60,6 +60,7 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None) -> dict[str
         raise ValueError(substrate)
     bucket = writer.bucket
     want = _FILES[substrate]
+    restored = _restore_canonical(bucket) if substrate == "all" else {}
     scan = scan_batches(bucket)
     if scan.damaged:
         # the trace folders may hold the only readable copy of a damaged batch's
@@ -118,7 +119,34 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None) -> dict[str
         "batches": len(scan.batches),
         "damaged_batches": [{"name": n, "detail": d} for n, d in scan.damaged],
         "mirror": mirror,
+        **restored,
     }
+
+
+def _restore_canonical(bucket) -> dict[str, Any]:
+    """Put back canonical files the mirror holds good copies of; refuse to re-project without a batch.
+
+    Re-projecting without a deleted batch would drop its events from every
+    projection (and make prune treat their blobs as garbage), so a batch that
+    the index or the mirror knows and no copy can restore stops repair."""
+    from ..projections import index as index_mod
+    from .restore import missing_batches, restore_batches, restore_blobs
+
+    out: dict[str, Any] = {}
+    missing = missing_batches(bucket, index_mod.read_index(bucket.root))
+    if missing:
+        restored, lost = restore_batches(bucket, missing)
+        out["batches_restored"] = restored
+        if lost:
+            raise CorruptionError(
+                f"batch(es) {', '.join(lost)} are gone and no copy is here; repair would drop their events, "
+                "so nothing was rewritten",
+                "copy the batch back (from a backup, or 'git --git-dir=<bucket>/.git show <commit>:events/v1/batches/<name>' "
+                "from a clone of the mirror), or capture the session files again")
+    blobs = restore_blobs(bucket)
+    if blobs["restored"]:
+        out["blobs_restored"] = blobs["restored"]
+    return out
 
 
 def repair(writer: "Writer", progress=None) -> dict[str, Any]:

@@ -81,6 +81,15 @@ def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[s
             kind = "batch_hash"
         problems.append(_problem(kind, f"{layout.BATCHES}/{name}", detail))
 
+    # batches the index or the mirror knows that the folder lacks (a deleted file)
+    if sample is None:
+        from .restore import missing_batches
+
+        for name in missing_batches(bucket, index_mod.read_index(bucket.root)):
+            problems.append(_problem("batch_missing", f"{layout.BATCHES}/{name}",
+                                     "known to the index or the mirror, absent here; run 'opentraces bucket repair' "
+                                     "(it restores the batch from the mirror when the mirror holds it)"))
+
     # per-writer hash chains
     chains: dict[str, list] = defaultdict(list)
     for b in scan.batches:
