@@ -21,6 +21,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from . import faults
+
 import pygit2
 
 from .repo import pack_dir
@@ -93,6 +95,7 @@ def write_pack_file(repo: pygit2.Repository, objects: Iterable[tuple[pygit2.Oid,
     tmp_idx = tmp_pack.with_suffix(".idx")
     tmp_idx.write_bytes(idx)
     final = target / f"{name}.pack"
+    faults.point(f"pack {name}")
     os.replace(tmp_pack, final)
     os.replace(tmp_idx, target / f"{name}.idx")
     return final

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import pygit2
 
+from . import faults
 from .errors import GitrefError, NotFoundError, ObjectTypeError
 from .objects import COMMIT
 
@@ -115,6 +116,7 @@ def _locked_swap(
             actual = _current(repo, name)
             if actual != expected_old:
                 raise RefConflictError(name, expected_old, actual)
+            faults.point(f"ref {name}")
             if new is None:
                 txn.remove(name)
             else:

@@ -19,6 +19,8 @@ from typing import Any
 
 import orjson
 
+from gitref import faults
+
 from .encoding import GZIP_HEADER, address, canonical_json, gunzip_bytes, gzip_chunks, GzipError
 from .events import EventError, check_event
 from .fsio import fsync_dir, tmp_path_for
@@ -80,6 +82,7 @@ def write_batch(folder: Path, name: str, data: bytes) -> Path:
     finally:
         os.close(fd)
     try:
+        faults.point(f"commit {name}")
         os.link(tmp, final)  # atomic, and never overwrites an existing batch
     finally:
         os.unlink(tmp)

@@ -16,6 +16,8 @@ import secrets
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from gitref import faults
+
 TMP_SUFFIX = ".tmp"
 
 
@@ -43,6 +45,7 @@ def fsync_dir(path: Path) -> None:
 def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(path)
+    faults.point(f"create {path.name}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.fchmod(fd, mode)  # the umask must not widen or narrow what was asked
@@ -75,6 +78,7 @@ def atomic_write(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o64
     not even for an instant)."""
     tmp = _write_tmp(path, data, sync, mode)
     try:
+        faults.point(f"rename {path.name}")
         os.replace(tmp, path)
     except BaseException:
         _unlink_quiet(tmp)
@@ -110,6 +114,7 @@ def write_many_new(items: list[tuple[Path, bytes]]) -> int:
             tmps.append((_write_tmp(p, d, sync=False), p))
         _fsync_paths([t for t, _ in tmps])
         for tmp, path in tmps:
+            faults.point(f"rename {path.name}")
             os.replace(tmp, path)
     except BaseException:
         for tmp, _ in tmps:

@@ -52,3 +52,41 @@ class WriterLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class ReaderLock:
+    """A shared lock on ``.state/lock`` for readers that need one consistent state (``verify --full``):
+    it waits for a writer in progress and keeps the next one out until released. Opened read-only and
+    never created, so a read command still writes nothing; no lock file means no writer ever ran."""
+
+    def __init__(self, path: Path, timeout: float = 30.0):
+        self.path = path
+        self.timeout = timeout
+        self._fd: int | None = None
+
+    def __enter__(self) -> "ReaderLock":
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return self
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise LockedError(f"a writer kept the bucket busy for {self.timeout:g}s",
+                                      "run the command again when the capture or repair has finished") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 0.1)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -293,8 +293,17 @@ def sweep_pack_temps(bucket: Bucket) -> list[str]:
 
 
 def sweep_temp_files(bucket: Bucket) -> list[str]:
-    """Every temp file a dead writer left (the caller holds the lock)."""
+    """Every temp file a dead writer left (the caller holds the lock): ``.*.tmp`` files, half-written
+    packs, and Git lock files (``<ref>.lock``, ``packed-refs.lock``) that would wedge every later update."""
     out = sweep_pack_temps(bucket)
+    gitdir = bucket.root / layout.GIT
+    if gitdir.is_dir():
+        for lock in list(gitdir.glob("*.lock")) + list((gitdir / "refs").rglob("*.lock")):
+            try:
+                lock.unlink()
+                out.append(str(lock.relative_to(bucket.root)))
+            except OSError:
+                pass
     for dirpath, dirs, files in os.walk(bucket.root):
         if dirpath == str(bucket.root):
             dirs[:] = [d for d in dirs if d != layout.GIT]

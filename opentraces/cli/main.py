@@ -41,6 +41,15 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, bucket: str | None) -> None:
     """Git-native, local-first store for the evidence AI coding agents leave behind."""
     ctx.obj = Env.from_process(bucket)
+    fault = ctx.obj.environ.get("OPENTRACES_FAULT")  # tests only: "N:enospc|eio|die" or "count:FILE"
+    if fault:
+        from gitref import faults
+
+        n, _, action = fault.partition(":")
+        if n == "count":
+            faults.arm(0, "die", log=action)
+        else:
+            faults.arm(int(n), action)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from gitref import ObjectWriter
 
 from .. import refnames
 from ..bucket import Bucket
-from ..errors import OpentracesError, RefusedError
+from ..errors import LockedError, OpentracesError, RefusedError
 from ..project import root_commit_of
 from ..projects import tag_of
 from .mirror import _raw_reader, open_mirror
@@ -127,6 +127,16 @@ def _lost_events(clone: pygit2.Repository, current: pygit2.Oid, tip: pygit2.Oid,
 
 
 def replay(bucket: Bucket, repo_path: str, *, project: str | None = None, force: bool = False) -> dict[str, Any]:
+    try:
+        return _replay(bucket, repo_path, project=project, force=force)
+    except gitref.RefLockedError as exc:
+        lock = os.path.join(_open_clone(repo_path).path, exc.name + ".lock")
+        raise LockedError(f"{exc.name} is locked in {repo_path} ({lock} exists): another git process is "
+                          "updating it, or one was killed",
+                          f"if no git process is running there, delete {lock} and run replay again") from None
+
+
+def _replay(bucket: Bucket, repo_path: str, *, project: str | None = None, force: bool = False) -> dict[str, Any]:
     bucket.check()
     if not bucket.exists():
         raise RefusedError(f"no bucket at {bucket.root}", "capture sessions first")

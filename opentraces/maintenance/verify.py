@@ -72,7 +72,18 @@ def check_blob(bucket: Bucket, rel: str) -> dict[str, str] | None:
 
 
 def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[str, Any]:
-    """``sample=None`` is ``--full``."""
+    """``sample=None`` is ``--full``: it holds a shared lock, so a capture in progress is either
+    wholly before or wholly after what it reads (no false mismatch between files and refs)."""
+    from .. import statefiles
+    from ..lock import ReaderLock
+
+    if sample is None:
+        with ReaderLock(bucket.state_dir / statefiles.LOCK, timeout=300):
+            return _verify(bucket, sample=sample, progress=progress)
+    return _verify(bucket, sample=sample, progress=progress)
+
+
+def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, Any]:
     problems: list[dict[str, str]] = []
     scan = scan_batches(bucket)
     for name, detail in scan.damaged:
