@@ -52,6 +52,7 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
             written = _write_batches(bucket, incoming)
             w.catch_up()
             merged = _merge_bucket_ref(repo, staged.get(refnames.BUCKET))
+            _align_main(repo)
             blobs_written += _converge_blob_refs(bucket, repo, transport, ours, eager)
             record_remote(bucket, transport.url, ours)
         finally:
@@ -76,6 +77,13 @@ def _write_batches(bucket: Bucket, incoming: staging.Incoming) -> int:
         write_batch(folder, b.name, data)
         n += 1
     return n
+
+
+def _align_main(repo: pygit2.Repository) -> None:
+    """``main`` names the bucket commit (an update cut between the two refs is finished here)."""
+    bucket, main = gitref.get_ref(repo, refnames.BUCKET), gitref.get_ref(repo, refnames.MAIN)
+    if bucket is not None and main != bucket:
+        move_ref(repo, refnames.MAIN, bucket, main)
 
 
 def _merge_bucket_ref(repo: pygit2.Repository, theirs: pygit2.Oid | None) -> str | None:

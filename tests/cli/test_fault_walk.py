@@ -155,6 +155,23 @@ def test_replay_survives_a_fault_at_every_write(tmp_path, base_bucket):
     assert points
 
 
-def test_report_walked_points():
-    """The count of write points each walk covered (printed for docs/RELIABILITY.md)."""
+def test_pull_survives_a_fault_at_every_write(tmp_path, base_bucket, bare_remote):
+    """A pull killed or starved at each write: the rerun completes, nothing the remote held is missing."""
+    a = tmp_path / "a"
+    shutil.copytree(base_bucket, a, symlinks=True)
+    for args in (("auth", "login", "--token", "t"), ("setup", "bucket", "--remote", bare_remote.url)):
+        assert _run(a, *args, "--json").returncode == 0
+    assert _run(a, "bucket", "remote", "push", "--json").returncode == 0
+    empty = tmp_path / "b-empty"  # a new machine: the walk copies an empty bucket folder
+    empty.mkdir()
+    n = _walk(tmp_path, "pull", empty, ["bucket", "remote", "pull", "--json"])
+    assert n >= 5
+    b = tmp_path / "pull-check"
+    shutil.copytree(empty, b)
+    assert _run(b, "bucket", "remote", "pull", "--json").returncode == 0
+    assert _traces(b) == _traces(a)
+
+
+def test_zz_report_walked_points():
+    """The count of write points each walk covered (printed for docs/RELIABILITY.md); runs last."""
     print(f"\n[fault walk] write points per command: {WALKED}")
