@@ -1,7 +1,7 @@
 """gitref: plumbing that maps data onto Git objects and refs with pygit2."""
 
 from .errors import GitrefError, NotFoundError, ObjectTypeError
-from .integrity import corrupt_refs, drop_corrupt_refs, pack_problems, unreachable_objects
+from .integrity import corrupt_refs, drop_corrupt_refs, pack_problems, packed_refs_problem, unreachable_objects
 from .guard import WouldLoseError, guarded_update, is_ancestor, lost_commit_keys, lost_tree_paths, only_in
 from .objects import Identity, InvalidObjectError, UnsafeNameError, object_id
 from .packs import (
@@ -91,6 +91,7 @@ __all__ = [
     "corrupt_refs",
     "drop_corrupt_refs",
     "pack_problems",
+    "packed_refs_problem",
     "unreachable_objects",
     "WouldLoseError",
     "guarded_update",

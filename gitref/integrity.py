@@ -57,6 +57,12 @@ def pack_problems(repo: pygit2.Repository) -> list[tuple[str, str]]:
             out.append((rel, "checksum mismatch (flipped or truncated bytes)"))
         elif pack.name != f"pack-{trailer.hex()}.pack":
             out.append((rel, "name does not match its checksum"))
+        idx = pack.with_suffix(".idx")
+        data = idx.read_bytes()
+        if len(data) < 40 or hashlib.sha1(data[:-20]).digest() != data[-20:]:
+            out.append((str(idx.relative_to(gitdir)), "index checksum mismatch (flipped or truncated bytes)"))
+        elif data[-40:-20] != trailer:
+            out.append((str(idx.relative_to(gitdir)), "index does not belong to its pack"))
     return out
 
 
@@ -73,12 +79,52 @@ def corrupt_refs(repo: pygit2.Repository) -> list[str]:
     return out
 
 
+def packed_refs_problem(repo: pygit2.Repository) -> str | None:
+    """What is wrong with ``packed-refs`` (each line: a header, ``<hex> <refname>`` or ``^<hex>``), or None."""
+    path = objects_dir(repo).parent / "packed-refs"
+    if not path.exists():
+        return None
+    for no, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not line or line.startswith(b"# pack-refs"):
+            continue
+        if line.startswith(b"^") and _HEX.match(line[1:]):
+            continue
+        oid, _, name = line.partition(b" ")
+        if not (_HEX.match(oid) and name.startswith(b"refs/") and b"\x00" not in name):
+            return f"line {no} is not '<id> <ref>'"
+        try:
+            if not pygit2.reference_is_valid_name(name.decode()):
+                return f"line {no} names an invalid ref"
+        except UnicodeDecodeError:
+            return f"line {no} is not UTF-8"
+    return None
+
+
 def drop_corrupt_refs(repo: pygit2.Repository) -> list[str]:
+    """Remove loose ref files that hold no value, and the lines of ``packed-refs`` that are not refs."""
     gitdir = objects_dir(repo).parent
     names = corrupt_refs(repo)
     for name in names:
         (gitdir / name).unlink(missing_ok=True)
+    if packed_refs_problem(repo):
+        path = gitdir / "packed-refs"
+        keep = []
+        for line in path.read_bytes().split(b"\n"):
+            oid, _, name = line.partition(b" ")
+            ok = line.startswith(b"# pack-refs") or (line.startswith(b"^") and _HEX.match(line[1:])) or (
+                _HEX.match(oid) and name.startswith(b"refs/") and _valid(name))
+            if ok:
+                keep.append(line)
+        path.write_bytes(b"\n".join(keep) + b"\n")
+        names.append("packed-refs")
     return names
+
+
+def _valid(name: bytes) -> bool:
+    try:
+        return pygit2.reference_is_valid_name(name.decode())
+    except UnicodeDecodeError:
+        return False
 
 
 def unreachable_objects(repo: pygit2.Repository, tips: list[pygit2.Oid], env: dict[str, str] | None = None) -> str | None:

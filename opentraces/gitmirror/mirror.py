@@ -425,6 +425,11 @@ def _heal_storage(bucket: Bucket, repo: pygit2.Repository) -> tuple[dict[str, An
     packs aside (to ``.state/damaged-packs/``, kept for inspection); the rebuild writes every object
     the bucket's files can give again."""
     out: dict[str, Any] = {}
+    head = Path(repo.path) / "HEAD"
+    if not head.exists() or head.read_bytes() != f"ref: {refnames.HEAD_TARGET}\n".encode():
+        head.write_bytes(f"ref: {refnames.HEAD_TARGET}\n".encode())  # holds no data: rewritten when damaged
+        out["head_reset"] = True
+        repo = gitref.open_repo(Path(repo.path))
     dropped = gitref.drop_corrupt_refs(repo)
     if dropped:
         out["refs_dropped"] = dropped

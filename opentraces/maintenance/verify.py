@@ -260,6 +260,12 @@ def _mirror_problems(bucket: Bucket, scan) -> list[dict[str, str]]:
         storage += [_problem("mirror_pack", f"{layout.GIT}/{rel}", why) for rel, why in gitref.pack_problems(repo)]
         storage += [_problem("mirror_ref", f"{layout.GIT}/{rel}", "not a valid reference (a truncated write?)")
                     for rel in gitref.corrupt_refs(repo)]
+        packed = gitref.packed_refs_problem(repo)
+        if packed:
+            storage.append(_problem("mirror_ref", f"{layout.GIT}/packed-refs", packed))
+        head = (bucket.root / layout.GIT / "HEAD").read_bytes() if (bucket.root / layout.GIT / "HEAD").exists() else b""
+        if head != f"ref: {MAIN}\n".encode():
+            storage.append(_problem("mirror_ref", f"{layout.GIT}/HEAD", f"does not name {MAIN}"))
     except Exception as exc:
         return [_problem("mirror_damaged", layout.GIT, f"{type(exc).__name__}: {exc}")]
     try:

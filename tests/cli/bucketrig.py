@@ -142,3 +142,12 @@ def commit(repo: Path, message: str, when: str, files: dict[str, str]) -> str:
     env = dict(os.environ, GIT_AUTHOR_DATE=when, GIT_COMMITTER_DATE=when)
     subprocess.run(["git", "commit", "-q", "-m", message], cwd=repo, env=env, check=True, capture_output=True)
     return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+
+def capture_in_process(bucket: Path, paths) -> None:
+    """Build a bucket with the library (no CLI), for tests that only need one."""
+    from opentraces.bucket import Bucket
+    from opentraces.capture import capture_paths, claude_code
+
+    rep = capture_paths(Bucket(bucket), claude_code, list(paths))
+    assert rep.captured and not rep.skipped, rep.skipped

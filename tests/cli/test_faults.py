@@ -226,3 +226,46 @@ def test_repair_restores_a_damaged_blob_from_the_mirror_and_never_spreads_it(tmp
     assert blob.read_bytes() == good
     assert verify_full(cli, bucket)["exit"] == 0
     assert refs_before  # (the refs were readable before)
+
+
+def test_four_captures_a_repair_and_verify_loops_at_once(tmp_path):
+    """No false report from verify while others write, no deadlock past the lock timeout, nothing lost."""
+    bucket = tmp_path / "bucket"
+    groups = []
+    for g in range(4):
+        paths = [rewrite_session(REAL_CLAUDE, tmp_path / f"g{g}" / f"{i}.jsonl", f"conc-{g}-{i}") for i in range(4)]
+        groups.append(paths)
+    env = dict(os.environ)
+    script = ("import sys, subprocess\n"
+              "for p in sys.argv[2:]:\n"
+              "    r = subprocess.run([sys.executable, '-m', 'opentraces.cli', '--bucket', sys.argv[1], 'capture',"
+              " 'claude-code', p, '--json'], capture_output=True)\n"
+              "    assert r.returncode == 0, r.stderr\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(bucket), *map(str, g)], env=env,
+                              stderr=subprocess.PIPE) for g in groups]
+    repairs = subprocess.Popen([sys.executable, "-c",
+                                "import sys, subprocess, time\n"
+                                "for _ in range(3):\n"
+                                "    time.sleep(0.5)\n"
+                                "    r = subprocess.run([sys.executable, '-m', 'opentraces.cli', '--bucket', sys.argv[1],"
+                                " 'bucket', 'repair', '--json'], capture_output=True)\n"
+                                "    assert r.returncode in (0,), r.stderr\n", str(bucket)], env=env, stderr=subprocess.PIPE)
+    verifies = 0
+    deadline = time.monotonic() + 240
+    while any(p.poll() is None for p in procs + [repairs]) and time.monotonic() < deadline:
+        if (bucket / "manifest.json").exists():
+            v = subprocess.run([sys.executable, "-m", "opentraces.cli", "--bucket", str(bucket), "bucket", "verify",
+                                "--full", "--json"], env=env, capture_output=True, text=True, timeout=120)
+            assert v.returncode == 0, orjson.loads(v.stdout)["verify"]["problems"][:3]
+            verifies += 1
+        time.sleep(0.05)
+    for p in procs + [repairs]:
+        assert p.wait(timeout=60) == 0, p.stderr.read()[-1000:]
+    assert verifies >= 1
+    assert len(list(bucket.glob("traces/v1/*/*/trace.json"))) == 16
+    assert verify_full_process(bucket) == 0
+
+
+def verify_full_process(bucket: Path) -> int:
+    return subprocess.run([sys.executable, "-m", "opentraces.cli", "--bucket", str(bucket), "bucket", "verify", "--full"],
+                          capture_output=True).returncode
