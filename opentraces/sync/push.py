@@ -28,7 +28,6 @@ from .. import refnames
 from ..bucket import Bucket
 from ..errors import RefusedError
 from ..gitmirror.mirror import lost_rule, move_ref, open_mirror
-from ..writer import writing
 from . import staging
 from .pull import pull
 from .state import record_remote
@@ -131,7 +130,7 @@ def _one_round(bucket: Bucket, transport: Transport, progress, transfer: gitref.
             for n, new, _lease in updates:
                 pushed[n] = str(new)
                 remote[n] = new
-            local = _local_refs(repo)
+                local[n] = new  # (a merged blob ref); refs a capture moved meanwhile wait for the next push
     finally:
         staging.clear(repo)
     record_remote(bucket, transport.url, remote)
@@ -146,8 +145,10 @@ def push(bucket: Bucket, transport: Transport, *, progress=None, lock_timeout: f
     pulls = []
     for attempt in range(RETRIES):
         try:
-            with writing(bucket, lock_timeout):  # nobody commits while the refs are read and pushed
-                res = _one_round(bucket, transport, progress, transfer)
+            # no writer lock while bytes move: a capture (the Claude Code hook) must not wait for the
+            # network. Local refs are read once per round and only moved by compare-and-swap; a capture
+            # that lands meanwhile is pushed by the next push.
+            res = _one_round(bucket, transport, progress, transfer)
             return {"state": "pushed" if res["refs"] else "up_to_date", "refs": res["refs"],
                     "sent": {"objects": transfer.objects, "bytes": transfer.bytes},
                     "pulled_first": pulls, "attempts": attempt + 1}
