@@ -244,9 +244,11 @@ def replay_cmd(env: Env, repo: str, project: str | None, force: bool, offline: b
 
 def _register_remote() -> None:
     from .remote_cmd import prefetch_cmd, remote
+    from .security_cmd import security_cmd
 
     bucket.add_command(remote)
     bucket.add_command(prefetch_cmd)
+    bucket.add_command(security_cmd)
 
 
 _register_remote()

@@ -19,6 +19,7 @@ COMMANDS = {
     "trail": ("opentraces.cli.trail_cmd", "trail"),
     "setup": ("opentraces.cli.setup_cmd", "setup"),
     "auth": ("opentraces.cli.auth_cmd", "auth_group"),
+    "config": ("opentraces.cli.security_cmd", "config_group"),
 }
 
 
