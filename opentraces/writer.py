@@ -239,10 +239,12 @@ class Writer:
         return result
 
     # ------------------------------------------------------------- repair
-    def repair(self, progress=None) -> dict[str, Any]:
+    def repair(self, progress=None, *, check_blobs: bool = False) -> dict[str, Any]:
+        """Re-project everything. ``check_blobs`` (``bucket repair``) also re-hashes every blob file
+        and restores damaged ones from the mirror; the automatic repairs of catch-up skip that cost."""
         from .maintenance.repair import rebuild
 
-        return rebuild(self, "all", progress)
+        return rebuild(self, "all", progress, check_blobs=check_blobs)
 
 
 @contextmanager

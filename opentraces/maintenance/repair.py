@@ -54,13 +54,13 @@ def _stale_folders(root, traces: set[tuple[str, str]]) -> list[str]:
     return out
 
 
-def rebuild(writer: "Writer", substrate: str = "all", progress=None) -> dict[str, Any]:
+def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_blobs: bool = False) -> dict[str, Any]:
     """Re-project one substrate (or all) from canonical state."""
     if substrate not in SUBSTRATES:
         raise ValueError(substrate)
     bucket = writer.bucket
     want = _FILES[substrate]
-    restored = _restore_canonical(bucket) if substrate == "all" else {}
+    restored = _restore_canonical(bucket, check_blobs) if substrate == "all" else {}
     scan = scan_batches(bucket)
     if scan.damaged:
         # the trace folders may hold the only readable copy of a damaged batch's
@@ -123,7 +123,7 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None) -> dict[str
     }
 
 
-def _restore_canonical(bucket) -> dict[str, Any]:
+def _restore_canonical(bucket, check_blobs: bool) -> dict[str, Any]:
     """Put back canonical files the mirror holds good copies of; refuse to re-project without a batch.
 
     Re-projecting without a deleted batch would drop its events from every
@@ -143,12 +143,14 @@ def _restore_canonical(bucket) -> dict[str, Any]:
                 "so nothing was rewritten",
                 "copy the batch back (from a backup, or 'git --git-dir=<bucket>/.git show <commit>:events/v1/batches/<name>' "
                 "from a clone of the mirror), or capture the session files again")
-    blobs = restore_blobs(bucket)
-    if blobs["restored"]:
-        out["blobs_restored"] = blobs["restored"]
+    if check_blobs:
+        blobs = restore_blobs(bucket)
+        if blobs["restored"]:
+            out["blobs_restored"] = blobs["restored"]
     return out
 
 
 def repair(writer: "Writer", progress=None) -> dict[str, Any]:
-    """Re-project everything and the manifest."""
-    return rebuild(writer, "all", progress)
+    """``bucket repair``: re-project everything and the manifest; restore damaged canonical files
+    from the mirror's copies first."""
+    return rebuild(writer, "all", progress, check_blobs=True)

@@ -20,7 +20,8 @@ import gitref
 
 from .. import refnames
 from ..batches import NAME_RE, Batch, BatchError, decode_batch
-from ..errors import CorruptionError
+from ..errors import CorruptionError, RefusedError
+from ..ids import check_component, check_trace_id
 from ..gitmirror.trail import trailers
 
 STAGING = refnames.STAGING_PREFIX
@@ -93,6 +94,12 @@ def verify_events(repo: pygit2.Repository, staged: dict[str, pygit2.Oid], local_
                 raise _bad(name, f"batch {batch_name} is number {h.seq}, expected {expect_seq}")
             if h.prev != prev:
                 raise _bad(name, f"batch {batch_name} does not chain to batch {expect_seq - 1} of {writer}")
+            for ev in b.events:  # ids become paths: a hostile remote must not name one outside the bucket
+                try:
+                    check_component(ev["project"], "project")
+                    check_trace_id(ev["trace_id"])
+                except RefusedError as exc:
+                    raise _bad(name, f"batch {batch_name}: {exc}") from None
             inc.batches.append((b, data))
             expect_seq += 1
             prev = b.sha256

@@ -115,3 +115,41 @@ def test_a_remote_with_a_bad_batch_is_refused_and_the_bucket_unchanged(bare_remo
     assert tree_digest(b.bucket, exclude=(".git",)) == before
     assert b.refs() == refs_before  # no staging ref left behind either
     assert b.json("bucket", "verify", "--full")["verify"]["ok"]
+
+
+def test_a_remote_batch_naming_a_path_outside_the_bucket_is_refused(bare_remote, tmp_path):
+    """A well-formed, correctly chained batch whose events name '../..' as their project."""
+    import pygit2
+
+    import gitref
+    from opentraces.batches import encode_batch
+    from opentraces.events import make_event
+
+    r = bare_remote
+    a, b = Machine(tmp_path, "a"), Machine(tmp_path, "b")
+    a.json("capture", "claude-code", session(tmp_path / "s" / "1.jsonl", 1, 10))
+    a.connect(r)
+    a.json("bucket", "remote", "push")
+    [events_ref] = [n for n in a.refs() if "/events/" in n]
+    writer = events_ref.rsplit("/", 1)[1]
+    repo = gitref.open_repo(r.repo)
+    tip = gitref.get_ref(repo, events_ref)
+    first = repo[tip].peel(pygit2.Tree)["events/v1/batches"]
+    [entry] = list(repo[first.id])
+    from opentraces.batches import decode_batch
+
+    prev = decode_batch(entry.name, repo[entry.id].data)
+    ev = make_event("trace.started", "../../escape", "39681675-2c55-53dc-b733-bab77aa7a4f1", None,
+                    "2026-06-12T10:00:00Z", {"agent": "claude-code", "session_id": "x"})
+    name, digest, data = encode_batch(writer, 2, prev.sha256, [ev])
+    w = gitref.ObjectWriter(repo)
+    tree = w.tree({"events": {"v1": {"batches": {name: data}}}})
+    commit = w.commit(tree, [tip], f"batch 2\n\nBatch: {name}\n", 0)
+    w.flush()
+    gitref.update_ref(repo, events_ref, commit, tip, force=False)
+    b.connect(r)
+    done = b.run("bucket", "remote", "pull", "--json", expect=5)
+    assert "not a safe path component" in done.stdout and events_ref in done.stdout
+    # nothing but the lock file and an empty mirror: no batch, no trace folder, no manifest
+    assert (tree_digest(b.bucket, exclude=(".git", ".state")) if b.bucket.exists() else {}) == {}
+    assert not (tmp_path / "escape").exists() and not list(tmp_path.rglob("escape"))
