@@ -234,6 +234,31 @@ def _fetch_to_staging(repo: pygit2.Repository, url: str, name: str, env) -> str:
     return staging
 
 
+def plan_update(repo: pygit2.Repository, name: str, new: pygit2.Oid, old: pygit2.Oid | None, *,
+                lost: Lost) -> tuple[str, pygit2.Oid | None]:
+    """How to move the remote's ``name`` from ``old`` to ``new`` without losing what ``old`` held.
+
+    Returns (state, lease): ``unchanged``; ``created`` or ``fast-forward`` (a
+    plain push, no lease); ``behind`` (the remote already holds ``new`` and
+    more: nothing to push); ``replaced`` (push with a lease on ``old``).
+    Raises WouldLoseError when ``lost`` names something. ``old`` must be in
+    ``repo`` (fetch it first). The one rule both ``push_ref`` and a whole
+    sync use.
+    """
+    if old == new:
+        return "unchanged", None
+    if old is None:
+        return "created", None
+    if is_ancestor(repo, old, new):
+        return "fast-forward", None
+    if is_ancestor(repo, new, old):
+        return "behind", None
+    gone = list(lost(repo, old, new))
+    if gone:
+        raise WouldLoseError(name, old, new, gone)
+    return "replaced", old
+
+
 def push_ref(repo: pygit2.Repository, url: str, name: str, *, lost: Lost,
              env: dict[str, str] | None = None) -> PushResult:
     """Make ``name`` on the remote equal the local ``name``, never losing what the remote held.
@@ -254,13 +279,9 @@ def push_ref(repo: pygit2.Repository, url: str, name: str, *, lost: Lost,
     if old is not None and old not in repo:
         staging = _fetch_to_staging(repo, url, name, env)
     try:
-        if old is None or is_ancestor(repo, old, new):
-            lease, state = None, ("created" if old is None else "fast-forward")
-        else:
-            gone = list(lost(repo, old, new))
-            if gone:
-                raise WouldLoseError(name, old, new, gone)
-            lease, state = old, "replaced"
+        state, lease = plan_update(repo, name, new, old, lost=lost)
+        if state == "behind":
+            return PushResult(name, old, new, state)
         st = push(repo, url, [(name, new, lease)], env)[name]
         if not st.ok:
             raise RemoteRefRejected(name, st.reason)

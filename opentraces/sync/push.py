@@ -87,22 +87,17 @@ def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...],
             raise _Again()
     for name in names:
         new, old = local[name], remote.get(name)
-        if old == new:
-            continue
-        if old is None or gitref.is_ancestor(repo, old, new):
-            updates.append((name, new, None))
-            continue
-        if gitref.is_ancestor(repo, new, old):
-            continue  # the remote is ahead on this ref (it holds what we hold and more)
         kind = refnames.kind_of(name)
-        if kind == "blobs":  # both sides grew one trace's blobs: the union, on both parents
-            updates.append((name, _merge_blob_ref(repo, name, new, old), None))
-        elif kind == "events":
-            raise _Again()  # another writer's chain we have not pulled: pull re-derives
-        elif list(lost_rule(name)(repo, old, new)):
-            raise _Again()  # the remote's value holds events we lack: pull first
-        else:
-            updates.append((name, new, old))
+        try:
+            state, lease = gitref.plan_update(repo, name, new, old, lost=lost_rule(name))
+        except gitref.WouldLoseError:
+            if kind == "blobs":  # both sides grew one trace's blobs: the union, on both parents
+                updates.append((name, _merge_blob_ref(repo, name, new, old), None))
+                continue
+            raise _Again() from None  # the remote holds events we lack: pull, re-derive, retry
+        if state in ("unchanged", "behind"):
+            continue  # (behind: the remote holds what we hold and more)
+        updates.append((name, new, lease))
     return updates
 
 
