@@ -269,3 +269,19 @@ def test_four_captures_a_repair_and_verify_loops_at_once(tmp_path):
 def verify_full_process(bucket: Path) -> int:
     return subprocess.run([sys.executable, "-m", "opentraces.cli", "--bucket", str(bucket), "bucket", "verify", "--full"],
                           capture_output=True).returncode
+
+
+def test_verify_full_names_stale_temp_files_and_a_truncated_manifest_stops_status(tmp_path, cli):
+    bucket = tmp_path / "bucket"
+    capture(cli, bucket, REAL_CLAUDE)
+    stale = bucket / "events" / "v1" / "batches" / ".000000000002-x.jsonl.gz.ab12cd.tmp"
+    stale.write_bytes(b"half")
+    v = verify_full(cli, bucket)
+    assert v["exit"] == 1 and [p["path"] for p in v["problems"] if p["kind"] == "stale_tempfile"] == \
+        ["events/v1/batches/" + stale.name]
+    assert cli("--bucket", bucket, "bucket", "prune", "--json").exit_code == 0
+    assert verify_full(cli, bucket)["exit"] == 0
+    m = bucket / "manifest.json"
+    m.write_bytes(m.read_bytes()[: len(m.read_bytes()) // 2])  # a torn write
+    res = cli("--bucket", bucket, "bucket", "status", "--json")
+    assert res.exit_code == 5 and "repair" in one_line_error(res.stderr)
