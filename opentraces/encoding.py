@@ -78,12 +78,30 @@ class GzipError(ValueError):
     """The bytes are not a complete, valid gzip stream."""
 
 
-def gunzip_bytes(data: bytes) -> bytes:
-    """Decompress a whole gzip stream; truncated or corrupt input raises GzipError."""
+MAX_GUNZIP = 256 * 1024 * 1024  # no batch or context blob we write comes near; a bomb stops here
+
+
+def gunzip_bytes(data: bytes, max_size: int = MAX_GUNZIP) -> bytes:
+    """Decompress a whole gzip stream; truncated or corrupt input raises GzipError, and so does a
+    stream that would decompress beyond ``max_size`` (a gzip bomb: it stops there, memory bounded)."""
     d = zlib.decompressobj(31)
+    parts: list[bytes] = []
+    size = 0
     try:
-        out = d.decompress(data)
-        out += d.flush()
+        chunk = d.decompress(data, 1 << 20)
+        while True:
+            size += len(chunk)
+            if size > max_size:
+                raise GzipError(f"decompresses beyond {max_size // (1024 * 1024)} MiB (a gzip bomb?)")
+            parts.append(chunk)
+            if not d.unconsumed_tail:
+                break
+            chunk = d.decompress(d.unconsumed_tail, 1 << 20)
+        tail = d.flush()
+        if size + len(tail) > max_size:
+            raise GzipError(f"decompresses beyond {max_size // (1024 * 1024)} MiB (a gzip bomb?)")
+        parts.append(tail)
+        out = b"".join(parts)
     except zlib.error as exc:
         raise GzipError(f"corrupt gzip: {exc}") from None
     if not d.eof:

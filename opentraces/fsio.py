@@ -21,6 +21,24 @@ from gitref import faults
 TMP_SUFFIX = ".tmp"
 
 
+class OutsideError(OSError):
+    """A path inside the bucket resolves outside it (a symlink): never written through or deleted."""
+
+
+def check_inside(root: Path, path: Path) -> Path:
+    """``path`` if its existing part resolves inside ``root``; OutsideError for a symlink that leads out."""
+    real_root = os.path.realpath(root)
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():  # a dangling link: where it points is not ours either
+            raise OutsideError(f"{path} is a symbolic link; the bucket never writes through one")
+        probe = probe.parent
+    real = os.path.realpath(probe)
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise OutsideError(f"{path} leads outside the bucket ({real}); the bucket never writes through a symbolic link")
+    return path
+
+
 def tmp_path_for(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
 

@@ -31,7 +31,7 @@ from .batches import Batch, BatchError, BatchHeader, encode_batch, read_header, 
 from .blobs import PendingBlobs
 from .bucket import Bucket
 from .errors import CorruptionError, StorageError
-from .fsio import atomic_write, is_tmp_name, write_if_changed, write_many_new
+from .fsio import OutsideError, atomic_write, check_inside, is_tmp_name, write_if_changed, write_many_new
 from .projections import index as index_mod
 from .projections import manifest as manifest_mod
 from .projections.tracedir import write_trace
@@ -70,10 +70,13 @@ class Writer:
         result = CommitResult()
         try:
             if blobs.items:
-                result.blobs_written = write_many_new([(self.root / rel, data) for rel, data in blobs.items.items()])
+                result.blobs_written = write_many_new([(check_inside(self.root, self.root / rel), data)
+                                                       for rel, data in blobs.items.items()])
             if not events:
                 return result
             return self._commit_batch(events, result)
+        except OutsideError as exc:
+            raise CorruptionError(str(exc), "replace the symbolic link with the folder it stands for") from None
         except OSError as exc:
             if exc.errno not in _STORAGE_ERRNOS:
                 raise
@@ -91,7 +94,7 @@ class Writer:
         seq = head["seq"] + 1 if head else 1
         prev = head["head"] if head else None
         name, digest, data = encode_batch(writer, seq, prev, events)
-        write_batch(self.root / layout.BATCHES, name, data)
+        write_batch(check_inside(self.root, self.root / layout.BATCHES), name, data)
         result.batch = name  # committed: from here on, a failure loses nothing
         self.bucket.write_state(statefiles.LAST_BATCH, {"name": name})
         batch = Batch(name, BatchHeader(writer, seq, prev, len(events)), digest, events)

@@ -18,7 +18,7 @@ import orjson
 
 from .. import layout
 from ..errors import CorruptionError
-from ..fsio import write_if_changed
+from ..fsio import OutsideError, check_inside, write_if_changed
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
 from ..projections.tracedir import render_trace
@@ -76,7 +76,10 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_bl
             progress(i, len(traces))
         events = list(scan.by_trace[(project, trace_id)].values())
         files = render_trace(trace_id, events)
-        base = bucket.root / layout.trace_dir(project, trace_id)
+        try:
+            base = check_inside(bucket.root, bucket.root / layout.trace_dir(project, trace_id))
+        except OutsideError as exc:
+            raise CorruptionError(str(exc), "replace the symbolic link with the folder it stands for") from None
         for name, data in files.items():
             if name != layout.TRACE_JSON and want(name):
                 written += write_if_changed(base / name, data, sync=False)
@@ -95,6 +98,10 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_bl
     moved = []
     if substrate == "all":
         for rel in _stale_folders(bucket.root, set(traces)):
+            if (bucket.root / rel).is_symlink():
+                (bucket.root / rel).unlink()  # the link, never what it points at
+                moved.append(rel)
+                continue
             shutil.rmtree(bucket.root / rel)
             moved.append(rel)
             parent = (bucket.root / rel).parent

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 from .. import layout
 from ..encoding import gunzip_bytes, gzip_bytes, jsonl, parse_jsonl, pretty_json
 from ..events import sort_key
-from ..fsio import write_if_changed
+from ..fsio import check_inside, write_if_changed
 from ..projects import dedupe_claims
 from .fold import fold_trace
 
@@ -56,7 +56,7 @@ def render_trace(trace_id: str, events: list[dict[str, Any]]) -> dict[str, bytes
 
 def write_trace(root: Path, project: str, trace_id: str, events: list[dict[str, Any]]) -> tuple[int, bytes]:
     """Write the folder; return (files changed, trace.json bytes)."""
-    base = root / layout.trace_dir(project, trace_id)
+    base = check_inside(root, root / layout.trace_dir(project, trace_id))
     files = render_trace(trace_id, events)
     changed = 0
     for name, data in files.items():

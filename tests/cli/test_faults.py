@@ -285,3 +285,37 @@ def test_verify_full_names_stale_temp_files_and_a_truncated_manifest_stops_statu
     m.write_bytes(m.read_bytes()[: len(m.read_bytes()) // 2])  # a torn write
     res = cli("--bucket", bucket, "bucket", "status", "--json")
     assert res.exit_code == 5 and "repair" in one_line_error(res.stderr)
+
+
+def test_a_symlink_inside_the_bucket_is_never_written_through_or_deleted(tmp_path, cli):
+    bucket = tmp_path / "bucket"
+    capture(cli, bucket, REAL_CLAUDE)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious.txt").write_text("keep me\n")
+    [trace_dir] = list((bucket / "traces" / "v1").glob("*/*"))
+    shutil.rmtree(trace_dir)
+    trace_dir.symlink_to(outside, target_is_directory=True)
+    for args in (("bucket", "repair"), ("capture", "claude-code", str(REAL_CLAUDE))):
+        res = cli("--bucket", bucket, *args)
+        assert res.exit_code in (0, 5), (args, res.stderr)
+        assert sorted(p.name for p in outside.iterdir()) == ["precious.txt"], args
+        assert (outside / "precious.txt").read_text() == "keep me\n"
+        if res.exit_code == 5:
+            assert "symbolic link" in one_line_error(res.stderr)
+
+
+def test_a_gzip_bomb_is_refused_with_bounded_memory(tmp_path, cli):
+    import gzip
+
+    bucket = tmp_path / "bucket"
+    capture(cli, bucket, REAL_CLAUDE)
+    blob = next((bucket / "blobs").rglob("*.json.gz"))
+    from opentraces.batches import GZIP_HEADER
+
+    bomb = gzip.compress(b"\0" * (300 * 1024 * 1024), 9)  # ~300 kB that would inflate to 300 MiB
+    blob.write_bytes(GZIP_HEADER + bomb[10:])  # our canonical header: only the bound can stop it
+    v = verify_full(cli, bucket)
+    assert v["exit"] == 1
+    [p] = [p for p in v["problems"] if p["path"].endswith(blob.name)]
+    assert "gzip bomb" in p["detail"]
