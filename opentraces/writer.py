@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from . import layout, statefiles
-from .batches import Batch, BatchError, BatchHeader, encode_batch, read_header, write_batch
+from .batches import Batch, BatchError, BatchHeader, encode_batch, read_batch, read_header, write_batch
 from .blobs import PendingBlobs
 from .bucket import Bucket
 from .errors import CorruptionError, StorageError
@@ -54,6 +54,7 @@ class Writer:
 
     def __init__(self, bucket: Bucket):
         self.bucket = bucket
+        self.orphans = False  # trace folders may hold events whose batch was lost (see rewind_lost_head)
         self.before_commit: list[Callable[[list[dict[str, Any]], PendingBlobs], None]] = []
         self.after_commit: list[Callable[[CommitResult], None]] = []
 
@@ -120,8 +121,11 @@ class Writer:
                 return 0
             self.repair()
             return len(names)
+        if len(names) < index["batch_count"]:  # batches gone from the folder: restore, or rewind our chain
+            self.rewind_lost_head(names)
+            index = b.index() or index_mod.empty()
         if len(names) == index["batch_count"]:
-            if index["batch_count"] and not self._manifest_matches(head, index):
+            if index["batch_count"] and not self._manifest_matches(head, index) and not self.orphans:
                 self.repair()  # a crash between index.json and manifest.json, or a deleted manifest
             elif b.mirror and index["batch_count"]:
                 self._catch_up_mirror(head)
@@ -137,6 +141,34 @@ class Writer:
                 raise CorruptionError(f"batch {n} is damaged ({exc})", "run 'opentraces bucket verify --full'") from None
         self.project(batches, index)
         return len(missing)
+
+    def rewind_lost_head(self, names: list[str]) -> list[str]:
+        """When this writer's last batch is gone from the folder and the mirror has no copy, take the
+        chain back to the batches on disk, so the next batch chains to one that exists; returns the lost
+        names. Their events are not dropped: trace folders keep them until the session is captured again
+        (``orphans`` tells capture not to count them as stored), and repair refuses to re-project over them."""
+        from .maintenance.restore import restore_batches
+
+        index = self.bucket.index()
+        if index is None:
+            return []
+        on_disk = set(names)
+        lost = sorted(w["name"] for w in index["writers"].values() if w.get("name") and w["name"] not in on_disk)
+        if not lost:
+            return []
+        restored, lost = restore_batches(self.bucket, lost)
+        if not lost:
+            return []
+        batches = []
+        for n in self.bucket.batch_names():
+            try:
+                batches.append(read_batch(self.root / layout.BATCHES / n, check_events=False))
+            except (BatchError, OSError):
+                continue  # damaged: verify names it; the index counts what can be read
+        rebuilt = index_mod.build_index(batches)
+        atomic_write(self.root / layout.INDEX, index_mod.encode(rebuilt), sync=False)
+        self.orphans = True
+        return lost
 
     def _unprojected(self, names: list[str], index: dict[str, Any]) -> list[str]:
         out = []

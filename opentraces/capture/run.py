@@ -97,6 +97,7 @@ def capture_paths(
         repos = bucket.read_state(REPOS) or {}
         pending = _Pending()
         names = bucket.names()
+        batch_ids: set[str] | None = None
 
         def flush() -> None:
             nonlocal pending, names
@@ -158,6 +159,12 @@ def capture_paths(
                     names = bucket.names()
                     canon = names.canonical(project.slug)
                     existing = bucket.trace_events(canon, trace_id)
+            if writer.orphans:  # a lost batch's events are in the folders but in no batch: emit them again
+                if batch_ids is None:
+                    from ..maintenance.scan import scan_batches
+
+                    batch_ids = {eid for evs in scan_batches(bucket).by_trace.values() for eid in evs}
+                existing = [e for e in existing if e["event_id"] in batch_ids]
             have = {e["event_id"] for e in existing}
             events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, existing)
             new = [e for e in events if e["event_id"] not in have]

@@ -68,6 +68,8 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_bl
         names = ", ".join(n for n, _ in scan.damaged)
         raise CorruptionError(f"damaged batches ({names}); nothing was rewritten",
                               "run 'opentraces bucket verify --full'")
+    if substrate == "all":
+        _refuse_orphans(bucket, scan)
     written = 0
     rows = []
     traces = sorted(scan.by_trace)
@@ -128,6 +130,35 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_bl
         "mirror": mirror,
         **restored,
     }
+
+
+def orphan_events(bucket, scan) -> dict[str, int]:
+    """{trace id: events} its folder holds that no batch holds (their batch was lost)."""
+    known = {eid for evs in scan.by_trace.values() for eid in evs}
+    out: dict[str, int] = {}
+    base = bucket.root / layout.TRACES
+    for folder in sorted(base.glob("*/*")) if base.is_dir() else []:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            events = bucket.trace_events(folder.parent.name, folder.name)
+        except (CorruptionError, ValueError, OSError):
+            continue  # a damaged companion: re-projection rewrites it from the batches
+        n = sum(1 for e in events if e.get("event_id") not in known)
+        if n:
+            out[folder.name] = n
+    return out
+
+
+def _refuse_orphans(bucket, scan) -> None:
+    orphans = orphan_events(bucket, scan)
+    if orphans:
+        total = sum(orphans.values())
+        shown = ", ".join(t[:12] for t in list(orphans)[:3])
+        raise CorruptionError(
+            f"{total} event(s) of {len(orphans)} trace(s) ({shown}) exist only in their trace folders (their batch "
+            "is lost); repair would drop them, so nothing was rewritten",
+            "capture those sessions' files again (their events come back), then run repair")
 
 
 def _restore_canonical(bucket, check_blobs: bool) -> dict[str, Any]:

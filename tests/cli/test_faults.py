@@ -319,3 +319,30 @@ def test_a_gzip_bomb_is_refused_with_bounded_memory(tmp_path, cli):
     assert v["exit"] == 1
     [p] = [p for p in v["problems"] if p["path"].endswith(blob.name)]
     assert "gzip bomb" in p["detail"]
+
+
+def test_a_batch_lost_without_a_copy_comes_back_by_capturing_again(tmp_path, cli):
+    """The last batch deleted and no mirror: repair refuses (its events are only in trace folders);
+    capturing the session file again commits them again; then verify and repair are clean."""
+    from bucketrig import batch_files, tree_digest
+
+    bucket = tmp_path / "bucket"
+    first = rewrite_session(REAL_CLAUDE, tmp_path / "s" / "1.jsonl", "lost-1")
+    second = rewrite_session(REAL_CLAUDE, tmp_path / "s" / "2.jsonl", "lost-2")
+    capture(cli, bucket, first)
+    capture(cli, bucket, second)
+    shutil.rmtree(bucket / ".git")
+    lost = batch_files(bucket)[-1]
+    lost.unlink()
+    before = tree_digest(bucket)
+    res = cli("--bucket", bucket, "bucket", "repair")
+    assert res.exit_code == 5 and lost.name in one_line_error(res.stderr)
+    assert tree_digest(bucket) == before
+    os.utime(second, None)  # a new mtime: capture reads the file again
+    again = capture(cli, bucket, second)["capture"]
+    assert [c["path"] for c in again["captured"]] == [str(second)] and again["batches"]
+    assert verify_full(cli, bucket)["exit"] == 0
+    res = cli("--bucket", bucket, "bucket", "repair", "--json")
+    assert res.exit_code == 0, res.stdout
+    assert len(list((bucket / "traces" / "v1").glob("*/*/trace.json"))) == 2
+    assert verify_full(cli, bucket)["exit"] == 0
