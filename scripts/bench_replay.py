@@ -9,7 +9,7 @@ does, its before/after contents stored as raw blobs in a temporary bucket
 through ``PendingBlobs`` + ``fsio.write_many_new``. Then times, into fresh
 bare repositories:
 
-- ours: ``trail_events`` (canonical order) + ``build_chain`` (reads and
+- ours: ``trail_events`` (canonical order) + ``build_project_trail`` (reads and
   hash-checks every blob from the bucket, pretty-prints every event, hashes
   every object) + ``ObjectWriter.flush`` (one pack) -- exactly what
   ``bucket replay`` does after reading the events;
@@ -62,7 +62,7 @@ from opentraces.encoding import address, canonical_json  # noqa: E402
 from opentraces.events import make_event  # noqa: E402
 from opentraces.fsio import write_many_new  # noqa: E402
 from opentraces.gitmirror.mirror import _raw_reader  # noqa: E402
-from opentraces.gitmirror.trail import build_chain, trail_events  # noqa: E402
+from opentraces.gitmirror.trail import build_project_trail, trail_events  # noqa: E402
 from opentraces.ids import trace_id_for  # noqa: E402
 
 PROJECT = "bench-replay-0badcafe"
@@ -148,9 +148,15 @@ def fast_import_stream(repo: pygit2.Repository, tip: pygit2.Oid, out: Path) -> i
                 rows.append(b"M %o :%d %s\n" % (mode, marks[oid], path.encode()))
             who = b"opentraces <opentraces@localhost> %d +0000" % c.commit_time
             msg = c.raw_message
-            f.write(b"commit refs/heads/trail\nauthor %s\ncommitter %s\ndata %d\n" % (who, who, len(msg)))
+            marks[c.id] = len(marks) + 1  # commits and blobs share one mark space
+            if not c.parent_ids:  # a parentless commit (the first of a trace chain): start afresh
+                f.write(b"reset refs/heads/trail\n")
+            f.write(b"commit refs/heads/trail\nmark :%d\nauthor %s\ncommitter %s\ndata %d\n"
+                    % (marks[c.id], who, who, len(msg)))
             f.write(msg)
-            f.write(b"\ndeleteall\n")
+            for i, parent in enumerate(c.parent_ids):  # the project commits are merges
+                f.write(b"%s :%d\n" % (b"from" if i == 0 else b"merge", marks[parent]))
+            f.write(b"deleteall\n")
             f.writelines(rows)
             f.write(b"\n")
         f.write(b"done\n")
@@ -176,7 +182,7 @@ def replay_ours(bucket: Path, events: list[dict], git_dir: Path) -> tuple[float,
     b = Bucket(bucket, mirror=False)
     t0 = time.perf_counter()
     w = ObjectWriter(repo)
-    tip = build_chain(w, trail_events(events), _raw_reader(b, PROJECT))
+    tip = build_project_trail(w, PROJECT, trail_events(events), _raw_reader(b, PROJECT))
     staged = len(w)
     t1 = time.perf_counter()
     pack = w.flush()

@@ -223,7 +223,6 @@ def _replay_fetching(env: Env, b: Bucket, repo: str, project: str | None, force:
 @click.pass_obj
 def replay_cmd(env: Env, repo: str, project: str | None, force: bool, offline: bool, as_json: bool) -> None:
     """Write the project's Trace Trail into a clone as refs/opentraces/local/events/v1."""
-    from ..gitmirror.replay import replay
 
     def go():
         b = Bucket.open(env.bucket)

@@ -127,7 +127,6 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
 
     # blobs: hashes and references
     blob_files = _blob_files(bucket)
-    present = set(blob_files)
     checked = _sample(blob_files, sample)
     nbytes = 0
     for i, rel in enumerate(checked):
