@@ -38,9 +38,6 @@ from gitref.trees import split_path
 from ..encoding import pretty_json
 from ..errors import OfflineError
 from ..events import sort_key
-from ..refnames import LOCAL_TRAIL as LOCAL_REF  # noqa: F401  (re-exported for callers)
-from ..refnames import NOTES as NOTES_REF  # noqa: F401
-from ..refnames import trail_ref  # noqa: F401
 
 TRAIL_FORMAT = "opentraces.trail.v2"
 Raw = Callable[[str], bytes]
