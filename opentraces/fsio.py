@@ -64,8 +64,9 @@ def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_path_for(path)
     faults.point(f"create {path.name}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
+    fd = None
+    try:  # an alarm may land anywhere, even between open() and the assignment: unlink regardless
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         os.fchmod(fd, mode)  # the umask must not widen or narrow what was asked
         view = memoryview(data)
         while view:
@@ -74,7 +75,8 @@ def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644) -> Path:
         if sync:
             os.fsync(fd)
     except BaseException:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
         _unlink_quiet(tmp)
         raise
     os.close(fd)

@@ -307,8 +307,12 @@ def writing(bucket: Bucket, timeout: float = 30.0, *, catch_up: bool = True) -> 
             if catch_up:
                 w.catch_up()
             yield w
-        finally:  # an error is not a crash: only a dead process leaves the marker
+        except Exception:  # an error is not a crash: its own cleanup ran
             marker.unlink(missing_ok=True)
+            raise
+        # an interrupt (the hook's alarm, Ctrl-C) may stop a write anywhere: like a dead process,
+        # it leaves the marker, and the next writer sweeps what was half written
+        marker.unlink(missing_ok=True)
 
 
 def sweep_pack_temps(bucket: Bucket) -> list[str]:
