@@ -15,12 +15,19 @@ from bucketrig import REAL_CLAUDE, tree_digest
 
 
 def _files_containing(root: Path, needle: bytes) -> list[str]:
+    """Every file under ``root`` holding ``needle``, gzip files decompressed too."""
     hits = []
     for p in root.rglob("*"):
-        if p.is_file():
-            data = p.read_bytes()
-            if needle in data or needle in gzip.decompress(data) if p.suffix == ".gz" and data[:2] == b"\x1f\x8b" else needle in data:
-                hits.append(str(p))
+        if not p.is_file():
+            continue
+        data = p.read_bytes()
+        if data[:2] == b"\x1f\x8b":
+            try:
+                data += gzip.decompress(data)
+            except (OSError, EOFError):
+                pass
+        if needle in data:
+            hits.append(str(p))
     return hits
 
 
