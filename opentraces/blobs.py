@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .encoding import address, canonical_json, gunzip_bytes, gzip_bytes, hex_of, loads
+from .encoding import GZIP_HEADER, GzipError, address, canonical_json, gunzip_bytes, gzip_bytes, hex_of, loads
 from .errors import CorruptionError, OfflineError
 from .ids import check_component
 
@@ -34,6 +34,31 @@ def addr_from_name(name: str) -> tuple[str, str] | None:
             hexpart = name[: -len(suffix)]
             if len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart):
                 return kind, "sha256:" + hexpart
+    return None
+
+
+def blob_problem(name: str, data: bytes) -> tuple[str, str] | None:
+    """``(kind, detail)`` when ``data`` is not the blob its file name says it is, else None.
+
+    The one content check of a blob, wherever its bytes come from (the bucket,
+    the mirror, a remote): a context blob must carry our canonical gzip header
+    (its bytes are outside the CRC), inflate (bounded) and hash to its name; a
+    raw blob must hash to its name.
+    """
+    hit = addr_from_name(name)
+    if hit is None:
+        return "blob_name", f"{name!r} is not a blob file name"
+    kind, addr = hit
+    if kind == CONTEXT:
+        if data[:10] != GZIP_HEADER:
+            return "blob_gzip", "corrupt gzip: not the canonical gzip header"
+        try:
+            data = gunzip_bytes(data)
+        except (GzipError, ValueError) as exc:
+            return "blob_gzip", str(exc)
+    got = address(data)
+    if got != addr:
+        return "blob_hash", f"content hashes to {got}"
     return None
 
 

@@ -29,9 +29,9 @@ from gitref.edit import Replace, update_tree
 from gitref.objects import BLOB
 
 from .. import layout, refnames, statefiles
-from ..blobs import blob_path, read_raw, referenced_blobs
+from ..blobs import blob_path, blob_problem, read_raw, referenced_blobs
 from ..bucket import Bucket
-from ..encoding import GzipError, address, gunzip_bytes
+from ..encoding import address
 from ..errors import OfflineError
 from ..projections import manifest as manifest_mod
 from ..projects import Names
@@ -289,19 +289,10 @@ def _blob_files(bucket: Bucket, project: str, events: Iterable[dict[str, Any]]) 
                 data = path.read_bytes()
             except FileNotFoundError:
                 continue  # not fetched here (lazy): the remote keeps it
-            if not _blob_intact(kind, addr, data):
+            if blob_problem(path.name, data):
                 continue  # damaged here: the ref keeps the good copy it has (repair restores the file from it)
             changes[rel] = data
     return changes, time
-
-
-def _blob_intact(kind: str, addr: str, data: bytes) -> bool:
-    if kind == "context":
-        try:
-            data = gunzip_bytes(data)
-        except (GzipError, ValueError):
-            return False
-    return address(data) == addr
 
 
 def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str, trace_id: str,

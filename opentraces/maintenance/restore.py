@@ -18,9 +18,8 @@ import gitref
 
 from .. import layout, refnames
 from ..batches import BatchError, decode_batch, list_batch_names, write_batch
-from ..blobs import addr_from_name
+from ..blobs import blob_problem
 from ..bucket import Bucket
-from ..encoding import GzipError, address, gunzip_bytes
 from ..fsio import atomic_write
 from ..gitmirror.trail import trailers
 
@@ -120,13 +119,4 @@ def restore_blobs(bucket: Bucket) -> dict[str, list[str]]:
 
 
 def _blob_ok(rel: str, data: bytes) -> bool:
-    hit = addr_from_name(rel.rsplit("/", 1)[1])
-    if hit is None:
-        return False
-    kind, addr = hit
-    if kind == "context":
-        try:
-            data = gunzip_bytes(data)
-        except (GzipError, ValueError):
-            return False
-    return address(data) == addr
+    return blob_problem(rel.rsplit("/", 1)[1], data) is None

@@ -16,12 +16,10 @@ from collections import defaultdict
 from typing import Any
 
 from .. import layout
-from ..batches import GZIP_HEADER
-from ..blobs import addr_from_name, blob_relpath, referenced_blobs
+from ..blobs import addr_from_name, blob_problem, blob_relpath, referenced_blobs
 from ..projects import tag_of
 from ..sync.state import remote_blob_traces
 from ..bucket import Bucket
-from ..encoding import address, gunzip_bytes, GzipError
 from ..projections import index as index_mod
 from ..projections import manifest as manifest_mod
 from ..projections.schema import validate_record
@@ -53,22 +51,12 @@ def _sample(paths: list[str], n: int | None) -> list[str]:
 
 
 def check_blob(bucket: Bucket, rel: str) -> dict[str, str] | None:
-    kind, addr = addr_from_name(rel.rsplit("/", 1)[1])
     try:
         data = (bucket.root / rel).read_bytes()
     except OSError as exc:
         return _problem("blob_unreadable", rel, str(exc))
-    if kind == "context":
-        if data[:10] != GZIP_HEADER:  # header bytes are outside the gzip CRC
-            return _problem("blob_gzip", rel, "corrupt gzip: not the canonical gzip header")
-        try:
-            data = gunzip_bytes(data)
-        except GzipError as exc:
-            return _problem("blob_gzip", rel, str(exc))
-    got = address(data)
-    if got != addr:
-        return _problem("blob_hash", rel, f"content hashes to {got}")
-    return None
+    bad = blob_problem(rel.rsplit("/", 1)[1], data)
+    return _problem(bad[0], rel, bad[1]) if bad else None
 
 
 def verify(bucket: Bucket, *, sample: int | None = 100, progress=None) -> dict[str, Any]:

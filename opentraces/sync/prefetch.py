@@ -17,9 +17,8 @@ import gitref
 from gitref.edit import update_tree
 
 from .. import refnames
-from ..blobs import addr_from_name
+from ..blobs import blob_problem
 from ..bucket import Bucket
-from ..encoding import address, gunzip_bytes, GzipError
 from ..errors import CorruptionError, OfflineError
 from ..fsio import write_many_new
 from ..gitmirror.mirror import move_ref, open_mirror
@@ -29,16 +28,9 @@ from .transport import Transport
 
 
 def _check_blob(ref: str, path: str, data: bytes) -> None:
-    kind, addr = addr_from_name(path.rsplit("/", 1)[1])
-    raw = data
-    if kind == "context":
-        try:
-            raw = gunzip_bytes(data)
-        except (GzipError, ValueError) as exc:
-            raise CorruptionError(f"the remote's {ref} holds a damaged blob {path} ({exc}); nothing was written",
-                                  "check the remote with 'git fsck'") from None
-    if address(raw) != addr:
-        raise CorruptionError(f"the remote's {ref} holds {path} whose content does not match its name; nothing was written",
+    bad = blob_problem(path.rsplit("/", 1)[1], data)
+    if bad:
+        raise CorruptionError(f"the remote's {ref} holds a damaged blob {path} ({bad[1]}); nothing was written",
                               "check the remote with 'git fsck'")
 
 
