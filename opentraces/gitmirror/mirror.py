@@ -94,6 +94,29 @@ def move_ref(repo: pygit2.Repository, name: str, new: pygit2.Oid, expected_old: 
     return gitref.guarded_update(repo, name, new, expected_old, lost=lost_rule(name), message="opentraces mirror")
 
 
+def managed_refs(repo: pygit2.Repository) -> dict[str, pygit2.Oid]:
+    """Every ref the mirror manages, by name: ``refs/opentraces/v1/*`` and ``refs/heads/main``."""
+    refs = gitref.list_refs(repo, refnames.PREFIX)
+    main = gitref.get_ref(repo, refnames.MAIN)
+    if main is not None:
+        refs[refnames.MAIN] = main
+    return {n: o for n, o in refs.items() if refnames.kind_of(n)}
+
+
+def merge_blob_refs(repo: pygit2.Repository, name: str, ours: pygit2.Oid, theirs: pygit2.Oid) -> pygit2.Oid:
+    """Two machines grew one trace's blob ref: a commit on both whose tree holds the union of their
+    blobs; ``name`` moves to it (from ``ours``). Both sides' objects must be here."""
+    w = ObjectWriter(repo)
+    mine = {p for p, _o, _m in gitref.iter_tree(repo, ours)}
+    extra = {p: o for p, o, _m in gitref.iter_tree(repo, theirs) if p not in mine}
+    tree = update_tree(w, repo, repo[ours].tree_id, extra)
+    c = repo[ours]
+    merge = w.commit(tree, [ours, theirs], c.message, max(c.commit_time, repo[theirs].commit_time))
+    w.flush()
+    move_ref(repo, name, merge, ours)
+    return merge
+
+
 def push_ref(repo: pygit2.Repository, url: str, name: str, *, env: dict[str, str] | None = None) -> gitref.PushResult:
     """Push one managed ref to a remote under its superset rule (plain push when it grows,
     compare-and-swap with a lease when a derived ref must be rewritten); what sync uses."""
@@ -438,11 +461,7 @@ def _heal_storage(bucket: Bucket, repo: pygit2.Repository) -> tuple[dict[str, An
         out["packs_set_aside"] = [rel for rel, _why in bad]
         repo = gitref.open_repo(gitdir)  # forget the packs it had opened
     if dropped or bad:  # refs may name objects that went with a pack: let them be set anew
-        refs = gitref.list_refs(repo, refnames.PREFIX)
-        main = gitref.get_ref(repo, refnames.MAIN)
-        if main is not None:
-            refs[refnames.MAIN] = main
-        for name, oid in refs.items():
+        for name, oid in managed_refs(repo).items():
             if oid not in repo:
                 gitref.delete_ref(repo, name, oid)
     return out, repo

@@ -14,14 +14,13 @@ from typing import Any
 import pygit2
 
 import gitref
-from gitref.edit import update_tree
 
 from .. import refnames
 from ..blobs import blob_problem
 from ..bucket import Bucket
 from ..errors import CorruptionError, OfflineError
 from ..fsio import write_many_new
-from ..gitmirror.mirror import move_ref, open_mirror
+from ..gitmirror.mirror import merge_blob_refs, move_ref, open_mirror
 from ..writer import writing
 from . import staging
 from .transport import Transport
@@ -48,13 +47,7 @@ def adopt_blob_ref(bucket: Bucket, repo: pygit2.Repository, name: str, tip: pygi
     if current is None or gitref.is_ancestor(repo, current, tip):
         move_ref(repo, name, tip, current)
     elif not gitref.is_ancestor(repo, tip, current):  # both sides hold blobs: a merge holds both
-        w = gitref.ObjectWriter(repo)
-        mine = {p: o for p, o, _m in gitref.iter_tree(repo, current)}
-        tree = update_tree(w, repo, repo[current].tree_id, {p: o for p, o in files.items() if p not in mine})
-        c = repo[current]
-        merge = w.commit(tree, [current, tip], c.message, max(c.commit_time, repo[tip].commit_time))
-        w.flush()
-        move_ref(repo, name, merge, current)
+        merge_blob_refs(repo, name, current, tip)
     return written
 
 

@@ -22,12 +22,11 @@ from typing import Any
 import pygit2
 
 import gitref
-from gitref.edit import update_tree
 
 from .. import refnames
 from ..bucket import Bucket
 from ..errors import RefusedError
-from ..gitmirror.mirror import lost_rule, move_ref, open_mirror
+from ..gitmirror.mirror import lost_rule, managed_refs, merge_blob_refs, open_mirror
 from . import staging
 from .pull import pull
 from .state import record_remote
@@ -54,26 +53,6 @@ def _remote_has_new_events(repo: pygit2.Repository, remote: dict[str, pygit2.Oid
     return False
 
 
-def _local_refs(repo: pygit2.Repository) -> dict[str, pygit2.Oid]:
-    refs = gitref.list_refs(repo, refnames.PREFIX)
-    main = gitref.get_ref(repo, refnames.MAIN)
-    if main is not None:
-        refs[refnames.MAIN] = main
-    return {n: o for n, o in refs.items() if refnames.kind_of(n)}
-
-
-def _merge_blob_ref(repo: pygit2.Repository, name: str, ours: pygit2.Oid, theirs: pygit2.Oid) -> pygit2.Oid:
-    w = gitref.ObjectWriter(repo)
-    mine = {p for p, _o, _m in gitref.iter_tree(repo, ours)}
-    extra = {p: o for p, o, _m in gitref.iter_tree(repo, theirs) if p not in mine}
-    tree = update_tree(w, repo, repo[ours].tree_id, extra)
-    c = repo[ours]
-    merge = w.commit(tree, [ours, theirs], c.message, max(c.commit_time, repo[theirs].commit_time))
-    w.flush()
-    move_ref(repo, name, merge, ours)
-    return merge
-
-
 def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...], local: dict[str, pygit2.Oid],
           remote: dict[str, pygit2.Oid]) -> list[tuple[str, pygit2.Oid, pygit2.Oid | None]]:
     """The (name, new, lease) updates of one stage."""
@@ -92,7 +71,7 @@ def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...],
             state, lease = gitref.plan_update(repo, name, new, old, lost=lost_rule(name))
         except gitref.WouldLoseError:
             if kind == "blobs":  # both sides grew one trace's blobs: the union, on both parents
-                updates.append((name, _merge_blob_ref(repo, name, new, old), None))
+                updates.append((name, merge_blob_refs(repo, name, new, old), None))
                 continue
             raise _Again() from None  # the remote holds events we lack: pull, re-derive, retry
         if state in ("unchanged", "behind"):
@@ -106,7 +85,7 @@ def _one_round(bucket: Bucket, transport: Transport, progress, transfer: gitref.
     repo = open_mirror(bucket)
     if _remote_has_new_events(repo, remote):
         raise _Again()
-    local = _local_refs(repo)
+    local = managed_refs(repo)
     pushed: dict[str, str] = {}
     try:
         for kinds in STAGES:

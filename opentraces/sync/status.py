@@ -21,7 +21,7 @@ import gitref
 
 from .. import layout, refnames
 from ..bucket import Bucket
-from ..gitmirror.mirror import lost_rule, open_mirror
+from ..gitmirror.mirror import lost_rule, managed_refs, open_mirror
 from ..gitmirror.trail import trailers
 from .transport import Transport, UnauthorizedError, UnreachableError
 
@@ -30,13 +30,7 @@ STATES = ("in_sync", "local_ahead", "remote_ahead", "diverged", "empty", "unreac
 
 def _local(bucket: Bucket) -> tuple[pygit2.Repository | None, dict[str, pygit2.Oid]]:
     repo = open_mirror(bucket, create=False)
-    if repo is None:
-        return None, {}
-    refs = gitref.list_refs(repo, refnames.PREFIX)
-    main = gitref.get_ref(repo, refnames.MAIN)
-    if main is not None:
-        refs[refnames.MAIN] = main
-    return repo, {n: o for n, o in refs.items() if refnames.kind_of(n)}
+    return (None, {}) if repo is None else (repo, managed_refs(repo))
 
 
 def _side(repo, a: pygit2.Oid | None, b: pygit2.Oid | None) -> str:
@@ -60,16 +54,18 @@ def _digest_of(repo, oid) -> str | None:
     return trailers(repo[oid].message).get("Manifest-Digest")
 
 
-def status(bucket: Bucket, transport: Transport) -> dict[str, Any]:
+def status(bucket: Bucket, transport: Transport, remote_refs: dict[str, pygit2.Oid] | None = None) -> dict[str, Any]:
+    """``remote_refs``: the remote's refs when the caller has just listed them (one ``ls-remote`` a command)."""
     head = bucket.manifest_head() or {}
     summ = head.get("summary") or {}
     local_side = {"digest": head.get("digest"), "traces": summ.get("trace_count", 0),
                   "batches": (summ.get("batches") or {}).get("batch_count", 0)}
     out: dict[str, Any] = {"url": transport.url, "local": local_side}
     try:
-        remote = {n: o for n, o in transport.ls_remote().items() if refnames.kind_of(n)}
+        listed = transport.ls_remote() if remote_refs is None else remote_refs
     except (UnauthorizedError, UnreachableError) as exc:
         return {**out, "state": exc.state, "reason": str(exc)}
+    remote = {n: o for n, o in listed.items() if refnames.kind_of(n)}
     repo, local = _local(bucket)
     local_side["writers"] = sum(1 for n in local if refnames.kind_of(n) == "events")
     local_side["blob_refs"] = sum(1 for n in local if refnames.kind_of(n) == "blobs")
@@ -107,10 +103,12 @@ def status(bucket: Bucket, transport: Transport) -> dict[str, Any]:
 
 
 def diff(bucket: Bucket, transport: Transport) -> dict[str, Any]:
-    st = status(bucket, transport)
-    if st["state"] in ("unreachable", "unauthorized"):
-        return {"state": st["state"], "reason": st.get("reason")}
-    remote = {n: o for n, o in transport.ls_remote().items() if refnames.kind_of(n)}
+    try:
+        listed = transport.ls_remote()
+    except (UnauthorizedError, UnreachableError) as exc:
+        return {"state": exc.state, "reason": str(exc)}
+    st = status(bucket, transport, listed)
+    remote = {n: o for n, o in listed.items() if refnames.kind_of(n)}
     repo, local = _local(bucket)
     with tempfile.TemporaryDirectory(prefix="opentraces-diff-") as tmp:
         view = pygit2.init_repository(tmp, bare=True)
