@@ -2,7 +2,7 @@
 
 from .errors import GitrefError, NotFoundError, ObjectTypeError
 from .integrity import corrupt_refs, drop_corrupt_refs, pack_problems, packed_refs_problem, unreachable_objects
-from .guard import WouldLoseError, guarded_update, is_ancestor, lost_commit_keys, lost_tree_paths, only_in
+from .guard import WouldLoseError, guarded_update, is_ancestor, lost_commit_keys, lost_tree_paths, only_in, plan_update
 from .objects import Identity, InvalidObjectError, UnsafeNameError, object_id
 from .packs import (
     PackError,
@@ -34,10 +34,8 @@ from .remote import (
     Transfer,
     fetch,
     ls_remote,
-    plan_update,
     push,
     push_ref,
-    remote_refs,
     run_git,
 )
 from .repo import NotARepositoryError, open_or_init_bare, open_repo, set_head
@@ -81,7 +79,6 @@ __all__ = [
     "RemoteError",
     "RemoteRefRejected",
     "push_ref",
-    "remote_refs",
     "RefStatus",
     "Transfer",
     "fetch",

@@ -70,6 +70,31 @@ def lost_tree_paths(repo: pygit2.Repository, old: pygit2.Oid, new: pygit2.Oid) -
     return sorted(d.delta.old_file.path for d in diff if d.delta.status == pygit2.enums.DeltaStatus.DELETED)
 
 
+def plan_update(repo: pygit2.Repository, name: str, new: pygit2.Oid, old: pygit2.Oid | None, *,
+                lost: Lost, allow_behind: bool = True) -> tuple[str, pygit2.Oid | None]:
+    """How to move ``name`` from ``old`` to ``new`` without losing what ``old`` held: the one rule,
+    for local refs (``guarded_update``) and remote ones (``remote.push_ref``, a sync's push).
+
+    Returns (state, lease): ``unchanged``; ``created`` or ``fast-forward`` (no
+    lease needed); ``behind`` (``new`` is an ancestor of ``old``: nothing to
+    move; only with ``allow_behind``, else it is judged like any rewrite);
+    ``replaced`` (a rewrite ``lost`` found harmless; lease = ``old``). Raises
+    WouldLoseError when ``lost`` names something. ``old`` must be in ``repo``.
+    """
+    if old == new:
+        return "unchanged", None
+    if old is None:
+        return "created", None
+    if is_ancestor(repo, old, new):
+        return "fast-forward", None
+    if allow_behind and is_ancestor(repo, new, old):
+        return "behind", None
+    gone = list(lost(repo, old, new))
+    if gone:
+        raise WouldLoseError(name, old, new, gone)
+    return "replaced", old
+
+
 def guarded_update(
     repo: pygit2.Repository,
     name: str,
@@ -81,25 +106,16 @@ def guarded_update(
 ) -> str:
     """Move ``name`` from ``expected_old`` to ``new``; returns what happened.
 
-    ``unchanged``, ``created``, ``fast-forward`` or ``replaced``. A move
-    that is not a fast-forward is checked with ``lost`` first and refused
-    with WouldLoseError naming what would go; every write is a
-    compare-and-swap on ``expected_old`` (RefConflictError if the ref moved
-    meanwhile). Nothing is ever forced.
+    ``unchanged``, ``created``, ``fast-forward`` or ``replaced`` (``plan_update``
+    decides; a move back is judged like any rewrite), then a compare-and-swap on
+    ``expected_old`` (RefConflictError if the ref moved meanwhile). Nothing is
+    ever forced.
     """
-    if expected_old == new:
+    state, _lease = plan_update(repo, name, new, expected_old, lost=lost, allow_behind=False)
+    if state == "unchanged":
         actual = _current(repo, name)
         if actual != new:
             raise RefConflictError(name, expected_old, actual)
-        return "unchanged"
-    if expected_old is None:
-        update_ref(repo, name, new, None, force=False, message=message)
-        return "created"
-    if is_ancestor(repo, expected_old, new):
-        update_ref(repo, name, new, expected_old, force=False, message=message)
-        return "fast-forward"
-    gone = list(lost(repo, expected_old, new))
-    if gone:
-        raise WouldLoseError(name, expected_old, new, gone)
+        return state
     update_ref(repo, name, new, expected_old, force=False, message=message)
-    return "replaced"
+    return state

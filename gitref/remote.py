@@ -30,7 +30,7 @@ from typing import Callable
 import pygit2
 
 from .errors import GitrefError
-from .guard import Lost, WouldLoseError, is_ancestor
+from .guard import Lost, plan_update
 from .refs import check_ref_name, delete_ref, get_ref
 from .repo import objects_dir
 
@@ -234,31 +234,6 @@ def _fetch_to_staging(repo: pygit2.Repository, url: str, name: str, env) -> str:
     return staging
 
 
-def plan_update(repo: pygit2.Repository, name: str, new: pygit2.Oid, old: pygit2.Oid | None, *,
-                lost: Lost) -> tuple[str, pygit2.Oid | None]:
-    """How to move the remote's ``name`` from ``old`` to ``new`` without losing what ``old`` held.
-
-    Returns (state, lease): ``unchanged``; ``created`` or ``fast-forward`` (a
-    plain push, no lease); ``behind`` (the remote already holds ``new`` and
-    more: nothing to push); ``replaced`` (push with a lease on ``old``).
-    Raises WouldLoseError when ``lost`` names something. ``old`` must be in
-    ``repo`` (fetch it first). The one rule both ``push_ref`` and a whole
-    sync use.
-    """
-    if old == new:
-        return "unchanged", None
-    if old is None:
-        return "created", None
-    if is_ancestor(repo, old, new):
-        return "fast-forward", None
-    if is_ancestor(repo, new, old):
-        return "behind", None
-    gone = list(lost(repo, old, new))
-    if gone:
-        raise WouldLoseError(name, old, new, gone)
-    return "replaced", old
-
-
 def push_ref(repo: pygit2.Repository, url: str, name: str, *, lost: Lost,
              env: dict[str, str] | None = None) -> PushResult:
     """Make ``name`` on the remote equal the local ``name``, never losing what the remote held.
@@ -292,8 +267,3 @@ def push_ref(repo: pygit2.Repository, url: str, name: str, *, lost: Lost,
             if current is not None:
                 delete_ref(repo, staging, current)
 
-
-def remote_refs(repo: pygit2.Repository, url: str, pattern: str | None = None, *,
-                env: dict[str, str] | None = None) -> dict[str, pygit2.Oid]:
-    """Kept for callers of the first version: ``ls_remote`` with one pattern."""
-    return ls_remote(url, env or {}, [pattern] if pattern else None)
