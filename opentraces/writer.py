@@ -206,8 +206,13 @@ class Writer:
             for ev in bt.events:
                 by_trace[(names.canonical(ev["project"]), ev["trace_id"])].append(ev)
         rows = {}
+        trail_first: dict[tuple[str, str], str | None] = {}  # for the mirror: where each trace sat in its trail
         for (project, trace_id), evs in sorted(by_trace.items()):
             merged = {e["event_id"]: e for e in b.trace_events(project, trace_id)}
+            fresh = {e["event_id"] for e in evs}
+            trail_first[(project, trace_id)] = min(
+                (e["time"] for e in merged.values() if e["kind"].startswith("trail.") and e["event_id"] not in fresh),
+                default=None)
             for e in evs:
                 merged.setdefault(e["event_id"], e)
             _, trace_json = write_trace(self.root, project, trace_id, list(merged.values()))
@@ -217,7 +222,7 @@ class Writer:
         new_head = self._write_rows(head, rows, new_index, names)
         atomic_write(self.root / layout.INDEX, index_mod.encode(new_index), sync=False)
         write_if_changed(self.root / layout.MANIFEST, manifest_mod.encode(new_head), sync=False)  # last
-        self.update_mirror(batches, sorted(by_trace), names=names)
+        self.update_mirror(batches, sorted(by_trace), names=names, trail_first=trail_first)
         return sorted(by_trace)
 
     def _write_rows(self, head: dict[str, Any], rows: dict[tuple[str, str], dict[str, Any]],
@@ -256,14 +261,16 @@ class Writer:
 
     # ------------------------------------------------------------- mirror
     def update_mirror(self, batches: list[Batch], traces: list[tuple[str, str]], *, full: bool = False,
-                      scan=None, names: Names | None = None) -> dict | None:
+                      scan=None, names: Names | None = None,
+                      trail_first: dict[tuple[str, str], str | None] | None = None) -> dict | None:
         """Refresh the Git mirror; a failure leaves it behind (status says so), never the bucket."""
         if not self.bucket.mirror:
             return None
         from .gitmirror.mirror import update_mirror
 
         try:
-            result = update_mirror(self.bucket, batches, traces, full=full, scan=scan, names=names)
+            result = update_mirror(self.bucket, batches, traces, full=full, scan=scan, names=names,
+                                   trail_first=trail_first)
         except Exception as exc:  # the events are committed; the mirror catches up next time
             try:
                 self.bucket.write_state(statefiles.MIRROR_ERROR, {"error": f"{type(exc).__name__}: {exc}"})

@@ -273,14 +273,19 @@ def _project_events(bucket: Bucket, project: str) -> list[dict[str, Any]]:
 
 
 def _trail_tip(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, project: str,
-               by_trace: dict[str, list[dict[str, Any]]], full: bool) -> pygit2.Oid | None:
+               by_trace: dict[str, list[dict[str, Any]]], full: bool,
+               trail_first: dict[tuple[str, str], str | None] | None = None) -> pygit2.Oid | None:
     """New tip of the project's trail ref (``full``: from the given events alone)."""
     raw = _raw_reader(bucket, project, repo)
     if full:
         return build_project_trail(w, project, [e for evs in by_trace.values() for e in evs], raw)
     current = gitref.get_ref(repo, trail_ref(project))
     try:
-        return update_project_trail(w, repo, project, current, by_trace, raw, _old_first(bucket, project, by_trace))
+        if trail_first is not None and all((project, t) in trail_first for t in by_trace):
+            old_first = {t: trail_first[(project, t)] for t in by_trace}  # the writer read the folders already
+        else:
+            old_first = _old_first(bucket, project, by_trace)
+        return update_project_trail(w, repo, project, current, by_trace, raw, old_first)
     except (ValueError, KeyError):  # a trail of an older layout: build it from the bucket's files
         return build_project_trail(w, project, _project_events(bucket, project), raw)
 
@@ -365,7 +370,8 @@ def _group(batches: list, names: Names) -> dict[tuple[str, str], list[dict[str, 
 
 
 def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], *, full: bool = False,
-                  dry_run: bool = False, scan=None, names: Names | None = None) -> dict[str, Any]:
+                  dry_run: bool = False, scan=None, names: Names | None = None,
+                  trail_first: dict[tuple[str, str], str | None] | None = None) -> dict[str, Any]:
     """Bring the mirror up to date after ``batches`` touched ``traces``.
 
     ``full``: rebuild every ref from the files (``bucket repair``). An
@@ -375,6 +381,9 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     ``{"tips": {ref: oid}, "trees": {ref: tree}}`` without writing anything;
     ``bucket verify --full`` compares them with the refs.
     ``scan``: the batches already read by the caller (``maintenance.scan``).
+    ``trail_first``: per (project, trace), the time of its first trail event
+    before these batches, as the writer read it from the trace folder (saves
+    reading every touched trace's companions a second time).
     """
     repo = open_mirror(bucket, create=not dry_run)
     if repo is None:
@@ -405,7 +414,7 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     projects = sorted({p for p, _ in by_trace})
     for project in projects:
         per_trace = {t: evs for (p, t), evs in by_trace.items() if p == project}
-        tips[trail_ref(project)] = _trail_tip(w, repo, bucket, project, per_trace, full)
+        tips[trail_ref(project)] = _trail_tip(w, repo, bucket, project, per_trace, full, trail_first)
     for (project, trace_id), evs in sorted(by_trace.items()):
         name = blobs_ref(project, trace_id)
         tips[name], trees[name] = _blob_commit(w, repo, bucket, project, trace_id, evs, full)
