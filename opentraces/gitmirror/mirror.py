@@ -343,19 +343,18 @@ def _blob_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, proje
 
 
 def _bucket_commit(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, batches: list, traces, full: bool,
-                   batch_count: int, times: list[int]) -> tuple[pygit2.Oid, pygit2.Oid]:
-    """(new tip of the bucket chain, its tree)."""
+                   batch_count: int, times: list[int], head: dict[str, Any]) -> tuple[pygit2.Oid, pygit2.Oid]:
+    """(new tip of the bucket chain, its tree); ``head`` is manifest.json's head (its message names it)."""
     current = gitref.get_ref(repo, BUCKET_REF)
+    base = repo[current].tree_id if current is not None else None
     if full or current is None:
         files = _full_bucket_files(bucket)
         tree = w.tree(gitref.trees.nest_paths(files))
     else:
-        tree = update_tree(w, repo, repo[current].peel(pygit2.Tree).id,
-                           _bucket_changes(bucket, traces, [b.name for b in batches]))
-    if current is not None and repo[current].peel(pygit2.Tree).id == tree:
+        tree = update_tree(w, repo, base, _bucket_changes(bucket, traces, [b.name for b in batches]))
+    if current is not None and base == tree:
         return current, tree
     time = max([repo[current].commit_time if current is not None else 0] + times + [0])
-    head = bucket.manifest_head() or {}
     msg = (f"opentraces bucket ({(head.get('summary') or {}).get('trace_count', 0)} traces)\n\n"
            f"Manifest-Digest: {head.get('digest')}\nBatches: {batch_count}\n")
     return w.commit(tree, [current] if current is not None else [], msg, time), tree
@@ -423,8 +422,9 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
     # the bucket ref, last: it names the manifest the other refs back
     times = [_batch_time(b) for b in batches] if not full else [
         max((epoch(e["time"]) for es in by_trace.values() for e in es), default=0)]
+    head = bucket.manifest_head() or {}
     tips[BUCKET_REF], trees[BUCKET_REF] = _bucket_commit(w, repo, bucket, batches, sorted(by_trace), full,
-                                                         index["batch_count"], times)
+                                                         index["batch_count"], times, head)
     tips[refnames.MAIN] = tips[BUCKET_REF]
     if dry_run:
         w.discard()
@@ -437,7 +437,6 @@ def update_mirror(bucket: Bucket, batches: list, traces: list[tuple[str, str]], 
             changed.append(name)
     if full:
         changed += _drop_stale(repo, bucket, tips, scan)
-    head = bucket.manifest_head() or {}
     bucket.write_state(statefiles.MIRROR, {"bucket_commit": str(tips[BUCKET_REF]), "digest": head.get("digest")})
     compact(bucket, repo)
     return {"refs_updated": len(changed), "refs": changed, **healed}
