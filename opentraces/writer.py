@@ -322,44 +322,48 @@ def writing(bucket: Bucket, timeout: float = 30.0, *, catch_up: bool = True) -> 
         marker.unlink(missing_ok=True)
 
 
-def sweep_pack_temps(bucket: Bucket) -> list[str]:
-    """Half-written packs in the mirror (ours: ``.tmp-pack-*``; git's: ``tmp_*``); a listdir, cheap."""
-    out = []
-    pack_dir = bucket.root / layout.GIT / "objects" / "pack"
+_PACK_TEMPS = (".tmp-pack-", "tmp_")  # ours (gitref's pack writer), git's (repack, index-pack)
+
+
+def pack_temp_files(bucket: Bucket) -> list[str]:
+    """Half-written packs in the mirror, relative to the bucket; a listdir, cheap."""
     try:
-        names = os.listdir(pack_dir)
+        names = os.listdir(bucket.root / layout.GIT / "objects" / "pack")
     except OSError:
-        return out
-    for n in names:
-        if n.startswith((".tmp-pack-", "tmp_")):
-            try:
-                os.unlink(pack_dir / n)
-                out.append(f"{layout.GIT}/objects/pack/{n}")
-            except OSError:
-                pass
-    return out
+        return []
+    return sorted(f"{layout.GIT}/objects/pack/{n}" for n in names if n.startswith(_PACK_TEMPS))
 
 
-def sweep_temp_files(bucket: Bucket) -> list[str]:
-    """Every temp file a dead writer left (the caller holds the lock): ``.*.tmp`` files, half-written
-    packs, and Git lock files (``<ref>.lock``, ``packed-refs.lock``) that would wedge every later update."""
-    out = sweep_pack_temps(bucket)
-    gitdir = bucket.root / layout.GIT
-    if gitdir.is_dir():
-        for lock in list(gitdir.glob("*.lock")) + list((gitdir / "refs").rglob("*.lock")):
-            try:
-                lock.unlink()
-                out.append(str(lock.relative_to(bucket.root)))
-            except OSError:
-                pass
+def temp_files(bucket: Bucket) -> list[str]:
+    """Every temp file an interrupted write can leave (``.*.tmp`` anywhere outside ``.git``, half-written
+    packs inside it), relative to the bucket: what the sweep removes, prune deletes and verify names."""
+    out = pack_temp_files(bucket)
     for dirpath, dirs, files in os.walk(bucket.root):
         if dirpath == str(bucket.root):
             dirs[:] = [d for d in dirs if d != layout.GIT]
-        for f in files:
-            if is_tmp_name(f):
-                try:
-                    os.unlink(os.path.join(dirpath, f))
-                    out.append(os.path.relpath(os.path.join(dirpath, f), bucket.root))
-                except OSError:
-                    pass
-    return out
+        out += [os.path.relpath(os.path.join(dirpath, f), bucket.root) for f in files if is_tmp_name(f)]
+    return sorted(out)
+
+
+def _unlink_all(bucket: Bucket, rels: list[str]) -> list[str]:
+    gone = []
+    for rel in rels:
+        try:
+            os.unlink(bucket.root / rel)
+            gone.append(rel)
+        except OSError:
+            pass
+    return gone
+
+
+def sweep_pack_temps(bucket: Bucket) -> list[str]:
+    return _unlink_all(bucket, pack_temp_files(bucket))
+
+
+def sweep_temp_files(bucket: Bucket) -> list[str]:
+    """Every temp file a dead writer left (the caller holds the lock), and Git lock files
+    (``<ref>.lock``, ``packed-refs.lock``) that would wedge every later update."""
+    gitdir = bucket.root / layout.GIT
+    locks = [str(p.relative_to(bucket.root)) for p in list(gitdir.glob("*.lock")) + list((gitdir / "refs").rglob("*.lock"))] \
+        if gitdir.is_dir() else []
+    return _unlink_all(bucket, temp_files(bucket) + locks)

@@ -17,8 +17,8 @@ from .. import layout
 from ..blobs import addr_from_name, referenced_blobs
 from ..bucket import Bucket
 from ..errors import CorruptionError
-from ..fsio import is_tmp_name
 from ..projects import tag_of
+from ..writer import temp_files
 from .scan import scan_batches
 from .verify import _blob_files
 
@@ -42,19 +42,7 @@ def prune(writer: "Writer", *, dry_run: bool) -> dict[str, Any]:
         return hit is not None and (tag_of(parts[2]), hit[0], hit[1]) in reachable
 
     blobs = [rel for rel in _blob_files(bucket) if not is_reachable(rel)]
-    temps = []
-    for dirpath, dirs, files in os.walk(bucket.root):
-        rel = os.path.relpath(dirpath, bucket.root)
-        if rel == ".":
-            dirs[:] = [d for d in dirs if d not in (layout.GIT,)]
-        for f in files:
-            if is_tmp_name(f):
-                temps.append(os.path.normpath(f"{rel}/{f}"))
-    pack_dir = bucket.root / layout.GIT / "objects" / "pack"
-    if pack_dir.is_dir():  # packs a killed writer or repack left half-written
-        temps += [f"{layout.GIT}/objects/pack/{n}" for n in os.listdir(pack_dir)
-                  if n.startswith((".tmp-", "tmp_"))]
-    temps.sort()
+    temps = temp_files(bucket)
     freed = 0
     if not dry_run:
         for rel in blobs + temps:

@@ -82,7 +82,9 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
 
     # temp files a dead writer left (under the shared lock, none can belong to a live one)
     if sample is None:
-        for rel in _stale_temps(bucket):
+        from ..writer import temp_files
+
+        for rel in temp_files(bucket):
             problems.append(_problem("stale_tempfile", rel, "left by an interrupted write; "
                                      "the next capture or 'opentraces bucket prune' removes it"))
 
@@ -199,21 +201,6 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
         "lazy_blob_citations": lazy,
         "problems": problems,
     }
-
-
-def _stale_temps(bucket: Bucket) -> list[str]:
-    from ..fsio import is_tmp_name
-
-    out = []
-    for dirpath, dirs, files in os.walk(bucket.root):
-        rel_dir = os.path.relpath(dirpath, bucket.root)
-        if rel_dir == ".":
-            dirs[:] = [d for d in dirs if d not in (layout.GIT, layout.STATE)]
-        out += [os.path.normpath(f"{rel_dir}/{f}") for f in files if is_tmp_name(f)]
-    pack_dir = bucket.root / layout.GIT / "objects" / "pack"
-    if pack_dir.is_dir():
-        out += [f"{layout.GIT}/objects/pack/{n}" for n in os.listdir(pack_dir) if n.startswith((".tmp-pack-", "tmp_"))]
-    return sorted(out)
 
 
 def _read(path) -> bytes | None:
