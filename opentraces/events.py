@@ -23,6 +23,9 @@ KINDS = (
     "trail.patch",
     "trail.snapshot",
     "trail.anchor",
+    "security.filtered",  # what filtered a trace's session and what it found (counts, risk), never the text
+    "security.cleared",  # the user reviewed a flagged trace and let it be pushed
+    "security.refiltered",  # a re-filter replaced the trace's older events (docs/SECURITY.md)
 )
 IDENTITY_FIELDS = ("kind", "project", "trace_id", "step", "time", "payload")
 _TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$")

@@ -20,7 +20,7 @@ CONTEXT = "context.jsonl.gz"
 SOURCES = "sources.jsonl.gz"
 TRACE_JSON = "trace.json"
 HISTORY = "trace_history"
-COMPANIONS = {"trace": TRAIL, "trail": TRAIL, "context": CONTEXT, "source": SOURCES}
+COMPANIONS = {"trace": TRAIL, "trail": TRAIL, "security": TRAIL, "context": CONTEXT, "source": SOURCES}
 
 
 def trace_dir(project: str, trace_id: str) -> str:

@@ -136,7 +136,8 @@ def _clean(text: str, limit: int) -> str:
 
 
 # ------------------------------------------------------------ the hook
-def run_hook(stdin: bytes, bucket: Bucket, logs_dir: os.PathLike | str, *, deadline_s: float) -> HookOutcome:
+def run_hook(stdin: bytes, bucket: Bucket, logs_dir: os.PathLike | str, *, deadline_s: float,
+             security: Any = None) -> HookOutcome:
     """Capture the transcript the payload names; never raises; logs any failure."""
     start = time.monotonic()
     out = HookOutcome(ok=False)
@@ -144,7 +145,7 @@ def run_hook(stdin: bytes, bucket: Bucket, logs_dir: os.PathLike | str, *, deadl
         with _alarm(deadline_s):
             if deadline_s <= 0:
                 raise HookDeadline
-            _capture(stdin, bucket, out, start, deadline_s)
+            _capture(stdin, bucket, out, start, deadline_s, security)
     except HookDeadline:
         out.ok = False
         out.reason = (f"timed out after {max(deadline_s, 0):g}s; the session will be captured by the next hook "
@@ -159,7 +160,7 @@ def run_hook(stdin: bytes, bucket: Bucket, logs_dir: os.PathLike | str, *, deadl
 
 
 def hook_main(stdin_fd: int, bucket: Bucket, logs_dir: os.PathLike | str,
-              *, deadline_s: float = DEFAULT_DEADLINE_S) -> HookOutcome:
+              *, deadline_s: float = DEFAULT_DEADLINE_S, security: Any = None) -> HookOutcome:
     """Read the payload from ``stdin_fd`` (bounded) and run the hook within ``deadline_s`` overall."""
     start = time.monotonic()
     try:
@@ -169,10 +170,11 @@ def hook_main(stdin_fd: int, bucket: Bucket, logs_dir: os.PathLike | str,
         out = HookOutcome(ok=False, reason=reason, elapsed_s=round(time.monotonic() - start, 6))
         out.logged = log_failure(logs_dir, None, reason)
         return out
-    return run_hook(data, bucket, logs_dir, deadline_s=deadline_s - (time.monotonic() - start))
+    return run_hook(data, bucket, logs_dir, deadline_s=deadline_s - (time.monotonic() - start), security=security)
 
 
-def _capture(stdin: bytes, bucket: Bucket, out: HookOutcome, start: float, deadline_s: float) -> None:
+def _capture(stdin: bytes, bucket: Bucket, out: HookOutcome, start: float, deadline_s: float,
+             security: Any = None) -> None:
     lock_timeout = 0.0
     try:
         payload = parse_payload(stdin)
@@ -187,7 +189,7 @@ def _capture(stdin: bytes, bucket: Bucket, out: HookOutcome, start: float, deadl
         remaining = deadline_s - (time.monotonic() - start)
         lock_timeout = max(0.0, remaining - min(LOCK_RESERVE_S, 0.3 * deadline_s))
         report = capture_paths(bucket, agent_module("claude-code"), [path],
-                               project_dir=project_dir, lock_timeout=lock_timeout)
+                               project_dir=project_dir, lock_timeout=lock_timeout, security=security)
         if report.skipped:
             out.reason = f"transcript {path} not captured: {report.skipped[0]['reason']}"
             return

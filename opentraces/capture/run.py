@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import layout, statefiles
 from ..blobs import PendingBlobs
 from ..bucket import Bucket
 from ..writer import writing
 from ..errors import OpentracesError
+from ..events import make_event
 from ..ids import trace_id_for
 from ..project import Project, resolve_project
 from .emit import session_events
 from .session import SessionParseError
+
+if TYPE_CHECKING:
+    from ..security.tools import CaptureFilter
 
 MAX_BATCH_EVENTS = 50_000
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -73,11 +77,11 @@ class _Pending:
         return n
 
 
-def _project_for(parsed, project_dir: str | None) -> Project:
+def _project_for(parsed, project_dir: str | None, cwd: str | None) -> Project:
     if project_dir:
         return resolve_project(project_dir)
-    if parsed.cwd and os.path.isabs(parsed.cwd):
-        return resolve_project(parsed.cwd)
+    if cwd and os.path.isabs(cwd):
+        return resolve_project(cwd)
     # no cwd, or a relative one: never resolve it against where capture runs
     return resolve_project("/unknown-project")
 
@@ -90,7 +94,11 @@ def capture_paths(
     project_dir: str | None = None,
     lock_timeout: float = 30.0,
     progress: Callable[[int, int], None] | None = None,
+    security: "CaptureFilter | None" = None,
 ) -> CaptureReport:
+    """Capture ``paths``; with ``security`` each file's bytes are redacted
+    before they are parsed, so nothing unfiltered reaches an event, a blob or
+    the mirror, and each captured trace gets a ``security.filtered`` event."""
     report = CaptureReport()
     with writing(bucket, lock_timeout) as writer:
         cursors = bucket.read_state(CURSORS) or {}
@@ -137,9 +145,14 @@ def capture_paths(
             except OSError as exc:
                 report.skipped.append({"path": str(path), "reason": f"unreadable: {exc.strerror or exc}"})
                 continue
+            red = None
+            if security is not None:
+                red = security.run(data)
+                data = red.data
             try:
                 parsed = agent.parse(data, Path(path).name)
-                project = _project_for(parsed, project_dir)
+                real_cwd = security.unmask_home(parsed.cwd, red.users) if red is not None else parsed.cwd
+                project = _project_for(parsed, project_dir, real_cwd)
                 trace_id = trace_id_for(parsed.agent, parsed.session_id)
             except (SessionParseError, OpentracesError) as exc:
                 report.skipped.append({"path": str(path), "reason": str(exc)})
@@ -166,7 +179,11 @@ def capture_paths(
                     batch_ids = {eid for evs in scan_batches(bucket).by_trace.values() for eid in evs}
                 existing = [e for e in existing if e["event_id"] in batch_ids]
             have = {e["event_id"] for e in existing}
-            events, blobs = session_events(parsed, data, Path(path).name, project, trace_id, existing)
+            seen_as = project if security is None else replace(project, root=security.mask_home(project.root))
+            events, blobs = session_events(parsed, data, Path(path).name, seen_as, trace_id, existing)
+            if red is not None:
+                events.append(make_event("security.filtered", project.slug, trace_id, None, parsed.ended_at,
+                                         security.payload(red)))
             new = [e for e in events if e["event_id"] not in have]
             report.lines_skipped += len(parsed.skipped)
             cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": canon, "trace": trace_id}

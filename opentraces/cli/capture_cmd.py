@@ -56,13 +56,16 @@ def _render(res: dict) -> None:
 
 def _capture(env: Env, agents: list[str], paths: tuple[str, ...], sweep: bool, project: str | None, as_json: bool) -> None:
     def go():
+        from ..security.tools import capture_filter
+
         bucket = Bucket.open(env.bucket)
+        security = capture_filter(env.home, env.environ, env.user_home)
         merged: dict = {}
         for name in agents:
             mod = agent_module(name)
             files = _paths_for(mod, env, paths, sweep)
             with progress_bar(f"capturing {name}", as_json) as cb:
-                rep = capture_paths(bucket, mod, files, project_dir=project, progress=cb).as_dict()
+                rep = capture_paths(bucket, mod, files, project_dir=project, progress=cb, security=security).as_dict()
             for k, v in rep.items():
                 merged[k] = merged.get(k, 0 if isinstance(v, int) else []) + v
         return {"capture": merged}, _render, 0

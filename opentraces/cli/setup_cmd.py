@@ -84,15 +84,18 @@ def hook_cli(env: Env, timeout: float | None) -> None:
     watchdog.daemon = True
     watchdog.start()
     try:
+        from ..security.tools import capture_filter
+
         bucket = Bucket(env.bucket)
+        security = capture_filter(env.home, env.environ, env.user_home)  # a broken config: no capture, logged
         try:
             fd = sys.stdin.fileno()
         except (AttributeError, OSError, ValueError):  # in-process runner: stdin is not a file
             fd = None
         if fd is None:
-            hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline)
+            hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline, security=security)
         else:
-            hook.hook_main(fd, bucket, env.logs, deadline_s=deadline)
+            hook.hook_main(fd, bucket, env.logs, deadline_s=deadline, security=security)
     except BaseException as exc:  # noqa: BLE001 -- never fail Claude Code, never a traceback
         hook.log_failure(env.logs, None, f"unexpected {type(exc).__name__}: {exc}")
     finally:

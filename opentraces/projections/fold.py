@@ -40,6 +40,31 @@ def _seconds(a: str | None, b: str | None) -> float | None:
     return round((tb - ta).total_seconds(), 3)
 
 
+def _security(filtered: list[dict], cleared: list[dict]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """TraceRecord ``security`` and ``metadata.security`` from the trace's security events.
+
+    The latest ``security.filtered`` event (its session time, then id) says
+    what filtered the trace; a flag stays raised until a ``security.cleared``
+    event covers every reason kind of that latest risk."""
+    if not filtered:
+        return {"scanned": False, "flags_reviewed": 0, "redactions_applied": 0, "classifier_version": None}, None
+    last = max(filtered, key=lambda e: (e["time"], e["event_id"]))["payload"]
+    risk = last.get("classifier")
+    cleared_kinds: set[str] = set()
+    for ev in cleared:
+        cleared_kinds.update(ev["payload"].get("kinds") or [])
+    flagged = bool(risk and risk.get("flagged"))
+    is_cleared = flagged and set(risk.get("kinds") or []) <= cleared_kinds and bool(cleared)
+    meta = {"policy": last.get("policy"), "tools": last.get("tools") or [], "version": last.get("version"),
+            "redactions": last.get("redactions") or {}}
+    if risk is not None:
+        meta["risk"] = {"score": risk.get("score"), "reasons": risk.get("reasons") or [], "flagged": flagged,
+                        "cleared": is_cleared}
+    sec = {"scanned": True, "flags_reviewed": len(cleared), "redactions_applied": sum((last.get("redactions") or {}).values()),
+           "classifier_version": (risk or {}).get("version")}
+    return sec, meta
+
+
 def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Return the TraceRecord (as JSON-ready dict) for one trace."""
     started: list[dict] = []
@@ -48,6 +73,8 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     nodes: dict[int, dict] = {}
     patches: dict[str, dict] = {}
     anchors: dict[str, list[dict]] = {}
+    filtered: list[dict] = []
+    cleared: list[dict] = []
     for ev in events:
         kind = ev["kind"]
         if kind == "trace.started":
@@ -64,6 +91,10 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
             patches[ev["payload"]["patch_id"]] = ev
         elif kind == "trail.anchor":
             anchors.setdefault(ev["payload"]["patch_id"], []).append(ev)
+        elif kind == "security.filtered":
+            filtered.append(ev)
+        elif kind == "security.cleared":
+            cleared.append(ev)
     st = _latest(started)
     fin = _latest(finished)
     if st is None:
@@ -137,6 +168,9 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     metadata = dict(fp.get("metadata") or {})
     if fp.get("cwd") is not None:
         metadata["cwd"] = fp["cwd"]
+    security, sec_meta = _security(filtered, cleared)
+    if sec_meta is not None:
+        metadata["security"] = sec_meta
     record = {
         "trace_id": trace_id,
         "session_id": sp["session_id"],
@@ -163,6 +197,7 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
         "git_links": git_links,
         "context_tree_summary": dict(fp.get("context") or {}),
         "metadata": metadata,
+        "security": security,
     }
     out = normalize_record(record)
     out["content_hash"] = content_hash(out)

@@ -49,7 +49,19 @@ def trace_row(project: str, trace_id: str, record: dict[str, Any], trace_json: b
         "events": events,
         "path": f"{layout.trace_dir(project, trace_id)}/{layout.TRACE_JSON}",
         "record": address(trace_json),
+        **_security_row(record),
     }
+
+
+def _security_row(record: dict[str, Any]) -> dict[str, Any]:
+    """The row's ``security`` summary (what the push gate reads); absent on an unfiltered trace."""
+    meta = (record.get("metadata") or {}).get("security")
+    if not meta:
+        return {}
+    risk = meta.get("risk") or {}
+    return {"security": {"policy": meta.get("policy"), "tools": meta.get("tools") or [], "version": meta.get("version"),
+                         "flagged": bool(risk.get("flagged")) and not risk.get("cleared"),
+                         "score": risk.get("score")}}
 
 
 def shard_of(trace_id: str) -> str:
