@@ -29,7 +29,10 @@ def status_cmd(env: Env, as_json: bool) -> None:
     """Counts and freshness, read from the manifest head only (never writes)."""
 
     def go():
-        res = status(Bucket(env.bucket), env.logs)
+        from .. import config as config_mod
+        from ..security.tools import ready_tools
+
+        res = status(Bucket(env.bucket), env.logs, ready_tools(config_mod.load(env.home), env.environ))
         return {"bucket": res}, _render_status, 0
 
     run("bucket.status", as_json, go)
@@ -48,6 +51,12 @@ def _render_status(res: dict) -> None:
     if s.get("mirror"):
         m = s["mirror"]
         echo(f"mirror   {m['state']}" + (f" (last update failed: {m['error']}; the next write retries)" if m.get("error") else ""))
+    if s.get("push_gate"):
+        g = s["push_gate"]
+        held = ", ".join(f"{n} {k}" for k, n in g["held"].items() if n)
+        echo(f"gate     {g['state']}" + (f" ({held}; 'opentraces bucket review' and 'opentraces bucket refilter')"
+                                         if g["state"] == "closed" else
+                                         " (policy off: pushes send unfiltered evidence)" if g["state"] == "off" else ""))
     if s.get("hook_failures"):
         echo(f"hooks    {s['hook_failures']} failed capture(s) logged; see $OPENTRACES_HOME/logs/hook-errors.log")
     if s.get("digest"):
@@ -243,11 +252,13 @@ def replay_cmd(env: Env, repo: str, project: str | None, force: bool, offline: b
 
 def _register_remote() -> None:
     from .remote_cmd import prefetch_cmd, remote
-    from .security_cmd import security_cmd
+    from .security_cmd import refilter_cmd, review_cmd, security_cmd
 
     bucket.add_command(remote)
     bucket.add_command(prefetch_cmd)
     bucket.add_command(security_cmd)
+    bucket.add_command(review_cmd)
+    bucket.add_command(refilter_cmd)
 
 
 _register_remote()

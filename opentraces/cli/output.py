@@ -70,7 +70,7 @@ def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Call
     try:
         result, render, code = fn()
     except OpentracesError as exc:
-        _fail(schema, as_json, str(exc), int(exc.exit_status))
+        _fail(schema, as_json, str(exc), int(exc.exit_status), getattr(exc, "details", None))
     except KeyboardInterrupt:
         _fail(schema, as_json, "interrupted; the bucket is intact (committed batches only)", 130)
     except OSError as exc:
@@ -90,9 +90,10 @@ def run(command: str, as_json: bool, fn: Callable[[], tuple[dict[str, Any], Call
     sys.exit(code)
 
 
-def _fail(schema: str, as_json: bool, message: str, code: int) -> None:
+def _fail(schema: str, as_json: bool, message: str, code: int, details: dict | None = None) -> None:
     if as_json:
-        emit_json({"status": "error", "schema_version": schema, "error": message, "exit_code": code})
+        emit_json({"status": "error", "schema_version": schema, "error": message, "exit_code": code,
+                   **(details if isinstance(details, dict) else {})})
     click.echo(_printable(f"error: {message}"), err=True)
     sys.exit(code)
 

@@ -137,12 +137,19 @@ def push_cmd(env: Env, as_json: bool) -> None:
     """Send what the remote lacks: blobs, events, trails, then the bucket ref (pulls first if needed)."""
     from ..sync.push import push
 
+    from .security_cmd import push_gate
+
     def go():
+        bucket = Bucket.open(env.bucket)
+        gate = push_gate(env)
+        state = gate(bucket)  # before the remote is even looked up: a refused push sends nothing
         with git_progress("push", as_json) as cb:
-            res = push(Bucket.open(env.bucket), transport_for(env), progress=cb)
+            res = push(bucket, transport_for(env), progress=cb)
+        res["security_gate"] = state
         return {"push": res}, lambda r: echo(
             f"{r['push']['state']}: {len(r['push']['refs'])} ref(s), {r['push']['sent']['objects']} objects "
-            f"({r['push']['sent']['bytes'] / 1e3:.0f} kB)"), 0
+            f"({r['push']['sent']['bytes'] / 1e3:.0f} kB)"
+            + ("; security policy off: nothing was filtered" if r["push"]["security_gate"] == "off" else "")), 0
 
     run("bucket.remote.push", as_json, go)
 

@@ -60,12 +60,15 @@ def config_group() -> None:
     """Machine-global settings in $OPENTRACES_HOME/config.json (never inside the bucket)."""
 
 
-_KEYS = {f"security.{t}.enabled" for t in pol.TOOLS} | {"bucket.remote"}
+_FLAGS = {f"security.{t}.enabled" for t in pol.TOOLS}
+_TERMS = "security.business_logic.terms"  # comma-separated words business_logic redacts
+_MODEL = "security.privacy_filter.model"  # an installed spaCy pipeline or its folder
+_KEYS = _FLAGS | {"bucket.remote", _TERMS, _MODEL}
 
 
 def _check_key(key: str) -> str:
     if key not in _KEYS:
-        raise RefusedError(f"unknown key {key!r}", "keys: bucket.remote, security.<tool>.enabled")
+        raise RefusedError(f"unknown key {key!r}", f"keys: bucket.remote, security.<tool>.enabled, {_TERMS}, {_MODEL}")
     return key
 
 
@@ -78,8 +81,10 @@ def get_cmd(env: Env, key: str, as_json: bool) -> None:
 
     def go():
         value = config_mod.get(config_mod.load(env.home), _check_key(key))
-        if key.startswith("security."):
+        if key in _FLAGS:
             value = bool(value)
+        elif key == _TERMS:
+            value = ",".join(value or [])
         return {"key": key, "value": value}, lambda r: echo("" if r["value"] is None else str(r["value"]).lower()
                                                            if isinstance(r["value"], bool) else str(r["value"])), 0
 
@@ -97,7 +102,15 @@ def set_cmd(env: Env, key: str, value: str, as_json: bool) -> None:
     def go():
         _check_key(key)
         doc = config_mod.load(env.home)
-        if key.startswith("security."):
+        if key == _TERMS:
+            stored = [t.strip() for t in value.split(",") if t.strip()]
+            config_mod.put(doc, key, stored)
+            changes = {"enabled": [], "disabled": []}
+        elif key == _MODEL:
+            stored = value.strip() or None
+            config_mod.put(doc, key, stored)
+            changes = {"enabled": [], "disabled": []}
+        elif key in _FLAGS:
             if value.lower() not in ("true", "false"):
                 raise RefusedError(f"{key} takes true or false, not {value!r}", f"run 'opentraces config set {key} true'")
             tool = key.split(".")[1]
@@ -113,3 +126,99 @@ def set_cmd(env: Env, key: str, value: str, as_json: bool) -> None:
         return {"key": key, "value": stored, "changes": changes}, lambda r: echo(f"{r['key']} = {r['value']}"), 0
 
     run("config.set", as_json, go)
+
+
+@click.command("review")
+@click.argument("trace_ids", nargs=-1)
+@click.option("--clear", "do_clear", is_flag=True, help="Let these flagged traces be pushed (recorded as an event).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def review_cmd(env: Env, trace_ids, do_clear, as_json) -> None:
+    """Traces the classifier flagged (score and reasons, never the text); --clear TRACE... releases them."""
+    import datetime as _dt
+
+    from ..bucket import Bucket
+    from ..security import review
+    from ..writer import writing
+
+    def go():
+        bucket = Bucket.open(env.bucket)
+        if do_clear:
+            if not trace_ids:
+                raise RefusedError("--clear needs the trace ids to clear", "list them with 'opentraces bucket review'")
+            with writing(bucket) as w:
+                done = review.clear(w, bucket, list(trace_ids), _dt.datetime.now(_dt.timezone.utc))
+            return {"cleared": done}, lambda r: echo(f"cleared {len(r['cleared'])} trace(s); the push gate lets them through"), 0
+        items = review.flagged(bucket)
+        if trace_ids:
+            items = [i for i in items if any(i["trace_id"].startswith(t) for t in trace_ids)]
+
+        def render(r):
+            if not r["flagged"]:
+                echo("no flagged traces")
+            for i in r["flagged"]:
+                echo(f"{i['trace_id']}  score {i['score']}  {i['project']}  {i['title'] or ''}")
+                for reason in i["reasons"]:
+                    echo(f"    {reason}")
+            if r["flagged"]:
+                echo("clear after review: opentraces bucket review --clear TRACE_ID...")
+
+        return {"flagged": items}, render, 0
+
+    run("bucket.review", as_json, go)
+
+
+def push_gate(env: Env):
+    """The gate ``bucket remote push`` runs before any network traffic (issue #9)."""
+    from ..security import gate as gate_mod
+    from ..security.tools import ready_tools
+
+    ready = ready_tools(config_mod.load(env.home), env.environ)
+
+    def check(bucket) -> str:
+        """Raise GateClosedError, or return the gate's state (open | off)."""
+        from ..security.refilter import pending
+
+        if pending(bucket):
+            raise RefusedError("push refused, nothing sent: a re-filter did not finish",
+                               "run 'opentraces bucket refilter' to finish it")
+        g = gate_mod.evaluate(bucket.rows(), ready)
+        if g.state == "closed":
+            raise gate_mod.GateClosedError(g)
+        return g.state
+
+    return check
+
+
+@click.command("refilter")
+@click.option("--trace", "trace_ids", multiple=True, help="Only this trace (repeatable; default: every unfiltered or stale one).")
+@click.option("--dry-run", is_flag=True, help="List the traces it would filter again; change nothing.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def refilter_cmd(env: Env, trace_ids, dry_run, as_json) -> None:
+    """Filter traces again under the current policy; rewrites their events, blobs and the mirror's history."""
+    from ..bucket import Bucket
+    from ..security.refilter import refilter
+    from ..security.tools import capture_filter
+    from ..writer import writing
+
+    def go():
+        bucket = Bucket.open(env.bucket)
+        filt = capture_filter(env.home, env.environ, env.user_home)
+        if filt is None:
+            raise RefusedError("the security policy is off: there is nothing to filter with",
+                               "choose one first: 'opentraces bucket security --policy recommended'")
+        with writing(bucket) as w:
+            res = refilter(w, filt, list(trace_ids) or None, dry_run=dry_run)
+
+        def render(r):
+            r = r["refilter"]
+            verb = "would re-filter" if r["dry_run"] else "re-filtered"
+            echo(f"{verb} {len(r['traces'])} trace(s) under policy {r['policy']} (security version {r['version']})")
+            if not r["dry_run"] and r["traces"]:
+                echo(f"  {r['events_dropped']} old event(s) dropped, {r['events_written']} written, "
+                     f"{r['batches_rewritten']} batch(es) re-chained; record {r.get('record')}")
+
+        return {"refilter": res}, render, 0
+
+    run("bucket.refilter", as_json, go)

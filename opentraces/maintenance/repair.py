@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import orjson
 
 from .. import layout
+from ..refilters import dropped_events
 from ..errors import CorruptionError
 from ..fsio import OutsideError, check_inside, write_if_changed
 from ..projections import index as index_mod
@@ -134,7 +135,7 @@ def rebuild(writer: "Writer", substrate: str = "all", progress=None, *, check_bl
 
 def orphan_events(bucket, scan) -> dict[str, int]:
     """{trace id: events} its folder holds that no batch holds (their batch was lost)."""
-    known = {eid for evs in scan.by_trace.values() for eid in evs}
+    known = {eid for evs in scan.by_trace.values() for eid in evs} | dropped_events(bucket.root)  # re-filtered away
     out: dict[str, int] = {}
     base = bucket.root / layout.TRACES
     for folder in sorted(base.glob("*/*")) if base.is_dir() else []:

@@ -17,6 +17,7 @@ import pygit2
 import gitref
 
 from .. import layout, refnames
+from ..refilters import replaced_batches
 from ..batches import BatchError, decode_batch, list_batch_names, write_batch
 from ..blobs import blob_problem
 from ..bucket import Bucket
@@ -55,7 +56,7 @@ def missing_batches(bucket: Bucket, index: dict[str, Any] | None) -> list[str]:
     for w in (index or {}).get("writers", {}).values():
         if w.get("name"):
             known.add(w["name"])
-    return sorted(known - on_disk)
+    return sorted(known - on_disk - replaced_batches(bucket.root))  # a re-filter replaced some on purpose
 
 
 def restore_batches(bucket: Bucket, names: list[str]) -> tuple[list[str], list[str]]:

@@ -12,7 +12,9 @@ from .. import statefiles
 from ..bucket import Bucket
 
 
-def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any]:
+def status(bucket: Bucket, logs_dir: os.PathLike | None = None, ready_tools: list[str] | None = None) -> dict[str, Any]:
+    """The bucket's state from the manifest head (constant cost). With ``ready_tools`` (the
+    security tools on and ready on this machine) it also says whether the push gate is open."""
     bucket.check()
     out: dict[str, Any] = {"bucket": str(bucket.root), "exists": bucket.exists()}
     head = bucket.manifest_head()  # a damaged manifest.json (a truncated one too) stops status: exit 5
@@ -48,6 +50,10 @@ def status(bucket: Bucket, logs_dir: os.PathLike | None = None) -> dict[str, Any
         out["state"] = "stale"
         out["reasons"] = reasons
     out["mirror"] = _mirror(bucket, head.get("digest"))
+    if ready_tools is not None:
+        from ..security.gate import from_summary
+
+        out["push_gate"] = from_summary(summ, ready_tools)
     return out
 
 

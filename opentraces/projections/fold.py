@@ -58,8 +58,8 @@ def _security(filtered: list[dict], cleared: list[dict]) -> tuple[dict[str, Any]
     meta = {"policy": last.get("policy"), "tools": last.get("tools") or [], "version": last.get("version"),
             "redactions": last.get("redactions") or {}}
     if risk is not None:
-        meta["risk"] = {"score": risk.get("score"), "reasons": risk.get("reasons") or [], "flagged": flagged,
-                        "cleared": is_cleared}
+        meta["risk"] = {"score": risk.get("score"), "reasons": risk.get("reasons") or [],
+                        "kinds": risk.get("kinds") or [], "flagged": flagged, "cleared": is_cleared}
     sec = {"scanned": True, "flags_reviewed": len(cleared), "redactions_applied": sum((last.get("redactions") or {}).values()),
            "classifier_version": (risk or {}).get("version")}
     return sec, meta

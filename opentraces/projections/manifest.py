@@ -104,8 +104,31 @@ def adjust_summary(summary: dict[str, Any] | None, removed: Iterable[dict[str, A
             s["event_count"] += sign * r["events"]
             s["patch_count"] += sign * r["patches"]
             s["anchored_count"] += sign * r["anchored"]
+            if r.get("security"):
+                _count_security(s, r["security"], sign)
     s["project_count"] = len(s["projects"])
     return s
+
+
+def security_stamp(sec: dict[str, Any]) -> str:
+    """``<security version>|<tools, comma-separated>``: what filtered a trace, as one key."""
+    return f"{sec.get('version')}|{','.join(sorted(sec.get('tools') or []))}"
+
+
+def _count_security(s: dict[str, Any], sec: dict[str, Any], sign: int) -> None:
+    """Keep ``summary.security`` (traces per stamp, flagged count) so the push gate's state is
+    known from the head alone; the key exists only once a filtered trace does."""
+    cur = s.get("security") or {"stamps": {}, "flagged": 0}
+    cur = {"stamps": dict(cur.get("stamps") or {}), "flagged": cur.get("flagged", 0)}
+    stamp = security_stamp(sec)
+    cur["stamps"][stamp] = cur["stamps"].get(stamp, 0) + sign
+    if cur["stamps"][stamp] == 0:
+        del cur["stamps"][stamp]
+    cur["flagged"] += sign * bool(sec.get("flagged"))
+    if cur["stamps"] or cur["flagged"]:
+        s["security"] = {"stamps": dict(sorted(cur["stamps"].items())), "flagged": cur["flagged"]}
+    else:
+        s.pop("security", None)
 
 
 def build_head(shards: dict[str, str], summary: dict[str, Any], index_summary: dict[str, Any],

@@ -40,7 +40,16 @@ from . import entropy, rules
 
 SECURITY_VERSION = "1"  # bump when a change to the rules should re-filter older traces
 MARK = "[REDACTED:{}]"
-ESCAPE = re.compile(r"\\.")
+# a run of backslashes and the character after it: JSON escapes, and JSON inside a JSON string
+# (Codex tool arguments), whose newline reads "\\\\n" in the file
+ESCAPE = re.compile(r"\\+[^\\]?")
+
+
+def mask_escapes(text: str) -> str:
+    """``text`` with every escape sequence replaced by as many spaces (offsets unchanged)."""
+    if "\\" not in text:
+        return text
+    return ESCAPE.sub(lambda m: " " * (m.end() - m.start()), text)
 DECODE_NEEDED = re.compile(r"\\u[0-9a-fA-F]{4}|\\/")
 
 
@@ -184,7 +193,7 @@ class Redactor:
         """``text`` as decoded prose or code (not JSON), every finding replaced."""
         us = self._users(text) | set(users)
         bare = _words(u for u in us if u.lower() not in rules.COMMON_NAMES and len(u) >= 3)
-        spans = _resolve(self._spans(text, text, decoded=True, users=us, bare=bare, literals=[]))
+        spans = _resolve(self._spans(text, mask_escapes(text), decoded=True, users=us, bare=bare, literals=[]))
         if counts is not None:
             counts.update(s.kind for s in spans)
         return _apply(text, spans) if spans else text
@@ -205,7 +214,7 @@ class Redactor:
                         literals.append((dec, kind))
                 except orjson.JSONDecodeError:
                     pass
-        masked = ESCAPE.sub("  ", text)
+        masked = mask_escapes(text)
         found = _resolve(self._spans(text, masked, decoded=False, users=users, bare=bare, literals=literals))
         line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
         decode_lines = self._decode_lines(text, line_starts) if self.ner is None else None
@@ -275,7 +284,7 @@ class Redactor:
             if isinstance(v, str):
                 if not v:
                     return v
-                sp = _resolve(self._spans(v, v, decoded=True, users=users, bare=bare, literals=literals))
+                sp = _resolve(self._spans(v, mask_escapes(v), decoded=True, users=users, bare=bare, literals=literals))
                 if not sp:
                     return v
                 local.update(s.kind for s in sp)

@@ -17,7 +17,7 @@ leave the remote consistent, and a rerun completes it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import pygit2
 
@@ -28,6 +28,7 @@ from ..bucket import Bucket
 from ..errors import RefusedError
 from ..gitmirror.mirror import lost_rule, managed_refs, merge_blob_refs, open_mirror
 from . import staging
+from ..refilters import is_superseded, superseded
 from .pull import pull
 from .state import record_remote
 from .transport import RejectedError, Transport
@@ -41,9 +42,9 @@ class _Again(Exception):
     """The remote moved or holds events we lack: pull and start over."""
 
 
-def _remote_has_new_events(repo: pygit2.Repository, remote: dict[str, pygit2.Oid]) -> bool:
+def _remote_has_new_events(repo: pygit2.Repository, remote: dict[str, pygit2.Oid], replaced: set[str]) -> bool:
     for name, oid in remote.items():
-        if refnames.kind_of(name) != "events":
+        if refnames.kind_of(name) != "events" or is_superseded(oid, replaced):
             continue
         local = gitref.get_ref(repo, name)
         if local == oid:
@@ -54,10 +55,14 @@ def _remote_has_new_events(repo: pygit2.Repository, remote: dict[str, pygit2.Oid
 
 
 def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...], local: dict[str, pygit2.Oid],
-          remote: dict[str, pygit2.Oid]) -> list[tuple[str, pygit2.Oid, pygit2.Oid | None]]:
-    """The (name, new, lease) updates of one stage."""
+          remote: dict[str, pygit2.Oid], replaced: set[str]) -> list[tuple[str, pygit2.Oid, pygit2.Oid | None]]:
+    """The (name, new, lease) updates of one stage. A remote value that a recorded re-filter
+    superseded (``replaced``) is replaced with a lease on it, without fetching it back."""
     updates = []
     names = [n for n in sorted(local) if refnames.kind_of(n) in kinds]
+    for n in [n for n in names if remote.get(n) != local[n] and is_superseded(remote.get(n), replaced)]:
+        updates.append((n, local[n], remote[n]))
+    names = [n for n in names if not is_superseded(remote.get(n), replaced)]
     unknown = [n for n in names if remote.get(n) is not None and remote[n] != local[n] and remote[n] not in repo]
     if unknown:  # a value we never saw (a blob ref another machine grew): fetch it to compare
         staged = staging.fetch(transport, repo, unknown)
@@ -83,13 +88,14 @@ def _plan(transport: Transport, repo: pygit2.Repository, kinds: tuple[str, ...],
 def _one_round(bucket: Bucket, transport: Transport, progress, transfer: gitref.Transfer) -> dict[str, Any]:
     remote = transport.ls_remote()
     repo = open_mirror(bucket)
-    if _remote_has_new_events(repo, remote):
+    replaced = superseded(bucket.root)
+    if _remote_has_new_events(repo, remote, replaced):
         raise _Again()
     local = managed_refs(repo)
     pushed: dict[str, str] = {}
     try:
         for kinds in STAGES:
-            updates = _plan(transport, repo, kinds, local, remote)
+            updates = _plan(transport, repo, kinds, local, remote, replaced)
             if not updates:
                 continue
             statuses = transport.push(repo, updates, progress=progress, transfer=transfer)
@@ -111,10 +117,15 @@ def _one_round(bucket: Bucket, transport: Transport, progress, transfer: gitref.
     return {"refs": pushed}
 
 
-def push(bucket: Bucket, transport: Transport, *, progress=None, lock_timeout: float = 30.0) -> dict[str, Any]:
+def push(bucket: Bucket, transport: Transport, *, progress=None, lock_timeout: float = 30.0,
+         gate: Callable[[Bucket], None] | None = None) -> dict[str, Any]:
+    """Push every changed ref. ``gate`` runs first, before any network traffic, and
+    refuses by raising (the security push gate, ``opentraces.security.gate``)."""
     bucket.check()
     if not bucket.exists():
         raise RefusedError(f"no bucket at {bucket.root}", "capture sessions first")
+    if gate is not None:
+        gate(bucket)
     transfer = gitref.Transfer()
     pulls = []
     for attempt in range(RETRIES):
