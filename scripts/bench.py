@@ -17,6 +17,7 @@ Sections (all of them when none is named):
   --profile   cProfile of capture, status and verify (top functions)
   --scale     one 50-step session captured into 100 and 10,000 traces; what a push sends
   --mirror    the mirror's packs after 1,000 one-session captures vs git gc --aggressive
+  --security  redaction MB/s per tool and policy; capture under recommended vs off
 
 The machine is shared and noisy: measurements of a comparison are
 interleaved (A, B, A, B ...), repeated, and reported as medians. Generated
@@ -53,6 +54,7 @@ REF_VERSION = "0.4.13"
 sys.path.insert(0, str(HERE))
 
 import bench_scale  # noqa: E402
+import bench_security  # noqa: E402
 import bench_sync  # noqa: E402
 import gen_sessions  # noqa: E402
 
@@ -905,7 +907,7 @@ def print_table(run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync"):
+    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security"):
         ap.add_argument(f"--{s}", action="store_true", help=f"run the {s} section")
     ap.add_argument("--quick", action="store_true", help="small scales, finishes in < 2 minutes (warm cache)")
     ap.add_argument("--json", type=Path, help="write every number to this file")
@@ -950,9 +952,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.mirror_captures = a.mirror_captures or (150 if q else 1000)
     a.sync_sessions = a.sync_sessions or (100 if q else 1000)
     a.sync_repeats = a.sync_repeats or (1 if q else 2)
-    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync") if getattr(a, s)]
+    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security")
+                if getattr(a, s)]
     if not sections:
-        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync"] + ([] if q else ["profile"])
+        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync", "security"] + ([] if q else ["profile"])
     if a.no_ref and "ref" in sections:
         sections.remove("ref")
     a.sections = sections
@@ -975,7 +978,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "ref": bench_ref, "hook": bench_hook, "profile": bench_profile,
                                              "scale": lambda r: bench_scale.bench_scale(r, bench_mod()),
                                              "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod()),
-                                             "sync": lambda r: bench_sync.bench_sync(r, bench_mod())}
+                                             "sync": lambda r: bench_sync.bench_sync(r, bench_mod()),
+                                             "security": lambda r: bench_security.bench_security(r, bench_mod())}
     try:
         for s in a.sections:
             ts = time.perf_counter()

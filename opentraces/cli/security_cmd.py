@@ -222,3 +222,35 @@ def refilter_cmd(env: Env, trace_ids, dry_run, as_json) -> None:
         return {"refilter": res}, render, 0
 
     run("bucket.refilter", as_json, go)
+
+
+def _setup_tool_command(tool: str) -> click.Command:
+    @click.command(tool)
+    @click.option("--json", "as_json", is_flag=True)
+    @click.pass_obj
+    def cmd(env: Env, as_json: bool) -> None:
+        def go():
+            from ..errors import ConfigError
+            from ..security.tools import ensure_key, tool_states
+
+            doc = config_mod.load(env.home)
+            probe = dict(doc)
+            config_mod.put(probe, f"security.{tool}.enabled", True)
+            state = tool_states(probe, env.environ)[tool]
+            if state["state"] != "enabled":
+                raise ConfigError(f"{tool} is {state['state']}: {state['reason']}",
+                                  f"fix that, then run 'opentraces setup {tool}' again (nothing was changed)")
+            changes = pol.set_flags(doc, {tool: True})
+            if tool == "path_anonymizer":
+                ensure_key(env.home, doc)
+            config_mod.save(env.home, doc)
+            return ({"tool": tool, "state": state, "changes": changes, "security": pol.describe(doc)},
+                    lambda r: echo(f"{tool} enabled ({r['state']['reason']}); policy now {r['security']['policy']}"), 0)
+
+        run(f"setup.{tool}", as_json, go)
+
+    cmd.help = f"Check what {tool} needs, then enable it (security.{tool}.enabled)."
+    return cmd
+
+
+SETUP_TOOL_COMMANDS = [_setup_tool_command(t) for t in pol.TOOLS]

@@ -201,3 +201,13 @@ def _ask_policy(pol, doc):
     current = pol.enabled(doc)
     flags = {t: click.confirm(f"  enable {t}?", default=current[t], err=True) for t in pol.TOOLS}
     return name, flags
+
+
+def _register_tools() -> None:
+    from .security_cmd import SETUP_TOOL_COMMANDS
+
+    for cmd in SETUP_TOOL_COMMANDS:
+        setup.add_command(cmd)
+
+
+_register_tools()

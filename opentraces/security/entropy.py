@@ -33,6 +33,7 @@ AGENT_ID = re.compile(r"^(?:toolu|srvtoolu|msg|req|call|fc|resp|rs|ws|item|run|t
                       r"|chatcmpl|ctc|tu|tool|step|span|trace)[_\-][A-Za-z0-9]+$")
 ID_KEY = re.compile(r"(?:[iI][dD]|uuid|Uuid|UUID|hash|Hash|sha|digest|etag|ETag|nonce|signature)\W{0,4}$")
 SKIP_BEFORE = ("sha1-", "sha256-", "sha384-", "sha512-", "base64,", "sha256:", "sha1:", "md5-")
+INTEGRITY = ("sha1-", "sha256-", "sha384-", "sha512-", "md5-")  # lock files: "integrity": "sha512-..."
 MAX_LEN = 128
 RATIO = 0.86  # of the largest entropy the length allows
 
@@ -73,7 +74,7 @@ def find(text: str) -> list[tuple[int, int]]:
     out = []
     for m in TOKEN.finditer(text):
         s = m.start()
-        if text[max(0, s - 8):s].endswith(SKIP_BEFORE) or AGENT_ID.match(m.group()):
+        if text[max(0, s - 8):s].endswith(SKIP_BEFORE) or m.group().startswith(INTEGRITY) or AGENT_ID.match(m.group()):
             continue
         if ID_KEY.search(text, max(0, s - 16), s):
             continue

@@ -40,16 +40,22 @@ from . import entropy, rules
 
 SECURITY_VERSION = "1"  # bump when a change to the rules should re-filter older traces
 MARK = "[REDACTED:{}]"
-# a run of backslashes and the character after it: JSON escapes, and JSON inside a JSON string
-# (Codex tool arguments), whose newline reads "\\\\n" in the file
-ESCAPE = re.compile(r"\\+[^\\]?")
 
 
 def mask_escapes(text: str) -> str:
-    """``text`` with every escape sequence replaced by as many spaces (offsets unchanged)."""
+    """``text`` with JSON escapes turned into spaces of the same length (offsets unchanged).
+
+    ``\\n``, ``\\t``, ``\\r``, ``\\"`` first, so JSON inside a JSON string (Codex tool
+    arguments: a newline reads ``\\\\n`` in the file) gets its boundary too; then escaped
+    backslashes. Chained ``str.replace`` runs at memory speed (a regex with a callback was
+    the slowest step of redaction)."""
     if "\\" not in text:
         return text
-    return ESCAPE.sub(lambda m: " " * (m.end() - m.start()), text)
+    for esc in ("\\n", "\\t", "\\r", '\\"', "\\\\"):
+        text = text.replace(esc, "  ")
+    return text
+
+
 DECODE_NEEDED = re.compile(r"\\u[0-9a-fA-F]{4}|\\/")
 
 
@@ -128,7 +134,7 @@ class Redactor:
     def _users(self, text: str) -> set[str]:
         if "path_anonymizer" not in self.tools:
             return set()
-        found = {m.group(1) for m in rules.HOME_PATH.finditer(text)}
+        found = {m.group(1) for m in rules.home_matches(text)}
         return {u for u in found | self.known_users
                 if u.lower() not in rules.NOT_USERS and not re.fullmatch(r"user-[0-9a-f]{8}", u)}
 
@@ -171,7 +177,7 @@ class Redactor:
         if "entropy" in self.tools:
             spans += [Span(s, e, "high_entropy", MARK.format("high_entropy")) for s, e in entropy.find(scan)]
         if users:
-            for m in rules.HOME_PATH.finditer(text):
+            for m in rules.home_matches(text):
                 u = m.group(1)
                 if u in users:
                     spans.append(Span(m.start(1), m.end(1), "home_user", pseudonym(self.key, u)))

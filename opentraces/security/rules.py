@@ -135,9 +135,9 @@ class Rule:
 
 
 def _r(kind: str, tool: str, pattern: str, group: int = 0, check=None, flags: int = 0, *, lower: bool = False,
-       left: str | None = None) -> Rule:
-    return Rule(kind, tool, re.compile(pattern, flags), group, check, KEYWORDS.get(kind, ()), lower,
-                frozenset(left) if left else None)
+       left: str | None = None, keywords: tuple[str, ...] | None = None) -> Rule:
+    return Rule(kind, tool, re.compile(pattern, flags), group, check,
+                KEYWORDS.get(kind, ()) if keywords is None else keywords, lower, frozenset(left) if left else None)
 
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -235,8 +235,8 @@ BUSINESS_RULES: tuple[Rule, ...] = (
     _r("internal_host", "business_logic",
        r"\.(?<=[a-z0-9]\.)(?:internal|corp|intranet|lan|private|localdomain|intra|local|svc\.cluster\.local)(?![\w\-])",
        0, None, lower=True, left="abcdefghijklmnopqrstuvwxyz0123456789.-"),
-    _r("aws_account_id", "business_logic", r"a(?<!\wa)rn:aws[a-z\-]*:[a-z0-9\-]*:[a-z0-9\-]*:(\d{12})(?=:)", 1),
-    _r("aws_account_id", "business_logic", r"(?<=(\d{12}))\.dkr\.ecr\.", 1),
+    _r("aws_account_id", "business_logic", r"a(?<!\wa)rn:aws[a-z\-]*:[a-z0-9\-]*:[a-z0-9\-]*:(\d{12})(?=:)", 1, keywords=("arn:aws",)),
+    _r("aws_account_id", "business_logic", r"(?<=(\d{12}))\.dkr\.ecr\.", 1, keywords=(".dkr.ecr.",)),
     _r("aws_account_id", "business_logic", r"account[_ \-]?id[\"']?\s*[:=]?\s*[\"']?(\d{12})\b", 1, lower=True),
     _r("gcp_project", "business_logic", r"projects/(?<![\w\-]projects/)([a-z][a-z0-9\-]{4,28}[a-z0-9])(?=/)", 1),
     _r("gcp_project", "business_logic", r"(?:gcp|gcloud|google)[_ \-]?project(?:[_ \-]?id)?[\"']?\s*[:=]\s*[\"']?([a-z][a-z0-9\-]{4,28}[a-z0-9])", 1, lower=True),
@@ -247,6 +247,28 @@ BUSINESS_RULES: tuple[Rule, ...] = (
 HOME_PATH = re.compile(
     r"(?:/home/(?<![\w.]/home/)|/Users/(?<![\w.]/Users/)|/mnt/[a-zA-Z]/Users/|(?:\\{1,2}|/)Users(?<=[A-Za-z]:\\Users|:\\\\Users|[A-Za-z]:/Users)(?:\\{1,2}|/))"
     r"([A-Za-z0-9][A-Za-z0-9._\-]{0,63})(?=[/\\\s\"':,;)\]}]|$)")
+_HOME_MARKERS = (("/home/", (0,)), ("/Users/", (0, -6)), ("Users\\", (-1, -2)))
+
+
+def home_matches(text: str):
+    """``HOME_PATH`` matches, found by substring search first: every line of a session names its
+    working folder, and a plain find is many times faster than the regex scanning for them."""
+    seen: set[int] = set()
+    for marker, offsets in _HOME_MARKERS:
+        i = text.find(marker)
+        while i >= 0:
+            for off in offsets:
+                if i + off < 0:
+                    continue
+                m = HOME_PATH.match(text, i + off)
+                if m is not None:
+                    if m.start(1) not in seen:
+                        seen.add(m.start(1))
+                        yield m
+                    break
+            i = text.find(marker, i + 1)
+
+
 NOT_USERS = frozenset({"shared", "public", "default", "default user", "all users", "guest", "localized", ".localized"})
 # user names too common to replace as bare words (their home paths are still anonymized)
 COMMON_NAMES = frozenset({

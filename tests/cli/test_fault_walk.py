@@ -159,7 +159,7 @@ def test_pull_survives_a_fault_at_every_write(tmp_path, base_bucket, bare_remote
     """A pull killed or starved at each write: the rerun completes, nothing the remote held is missing."""
     a = tmp_path / "a"
     shutil.copytree(base_bucket, a, symlinks=True)
-    for args in (("auth", "login", "--token", "t"), ("setup", "bucket", "--remote", bare_remote.url)):
+    for args in (("auth", "login", "--token", "t"), ("setup", "bucket", "--remote", bare_remote.url, "--policy", "off")):
         assert _run(a, *args, "--json").returncode == 0
     assert _run(a, "bucket", "remote", "push", "--json").returncode == 0
     empty = tmp_path / "b-empty"  # a new machine: the walk copies an empty bucket folder

@@ -58,9 +58,12 @@ class Machine:
         done = self.run(*args, "--json", expect=expect, **kw)
         return orjson.loads(done.stdout)
 
-    def connect(self, remote) -> None:
+    def connect(self, remote, policy: str = "off") -> None:
+        """Log in and set the remote. The sync tests capture before and after connecting and test
+        transport, so they pin the policy to ``off`` (``setup bucket`` alone applies ``recommended``,
+        whose push gate would hold traces captured before it: tests/security covers that)."""
         self.json("auth", "login", *remote.login_args())
-        self.json("setup", "bucket", "--remote", remote.url)
+        self.json("setup", "bucket", "--remote", remote.url, "--policy", policy)
 
     def refs(self) -> dict[str, str]:
         out = subprocess.run(["git", f"--git-dir={self.bucket / '.git'}", "for-each-ref",

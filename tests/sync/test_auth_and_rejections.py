@@ -43,7 +43,7 @@ def test_wrong_token_is_unauthorized_and_never_written(http_remote, tmp_path):
     a.json("auth", "login", "--token", r.token, "--username", "alice", "--remote", r.url)
     cred = a.ot_home / "credentials.json"
     assert stat.S_IMODE(cred.stat().st_mode) == 0o600
-    a.json("setup", "bucket", "--remote", r.url)
+    a.json("setup", "bucket", "--remote", r.url, "--policy", "off")
     assert stat.S_IMODE((a.ot_home / "config.json").stat().st_mode) == 0o600
     assert r.token.encode() not in (a.ot_home / "config.json").read_bytes()
     st = a.run("auth", "status", "--json", expect=0)
