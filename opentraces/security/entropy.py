@@ -52,16 +52,17 @@ def wordy(token: str) -> bool:
     return avg >= 3.4
 
 
+_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
+
+
 def is_secret_like(token: str) -> bool:
     core = token.rstrip("=")
     n = len(core)
-    if n < 20 or n > MAX_LEN or HEX.match(core) or UUID.search(core):
+    if n < 20 or n > MAX_LEN or not _DIGIT.search(core) or HEX.match(core) or UUID.search(core):
         return False
-    if not any(c.isdigit() for c in core):
-        return False
-    has_upper = any(c.isupper() for c in core)
-    has_lower = any(c.islower() for c in core)
-    if not (has_upper and has_lower) and n < 32:
+    if n < 32 and not (_UPPER.search(core) and _LOWER.search(core)):
         return False
     if "/" in core and core.count("/") >= 2 and wordy(core.replace("/", "_")):
         return False  # a path

@@ -145,6 +145,8 @@ class Redactor:
         spans: list[Span] = []
         low = scan.lower()
         same = len(low) == len(scan)  # lowercasing kept every offset (true unless rare non-ASCII letters)
+        numeric = [r for r in self.rules if r.numeric]
+        windows = rules.numeric_windows(scan) if numeric else []
         for rule in self.rules:
             if rule.keywords and not any(k in low for k in rule.keywords):
                 continue
@@ -154,7 +156,9 @@ class Redactor:
                 target = low if same else scan
                 if not same:
                     pattern = re.compile(pattern.pattern, re.I)
-            for m in pattern.finditer(target):
+            matches = pattern.finditer(target) if not rule.numeric else (
+                m for ws, we in windows for m in pattern.finditer(target, ws, we))
+            for m in matches:
                 s, e = m.span(rule.group)
                 if s < 0:
                     continue

@@ -132,12 +132,35 @@ class Rule:
     on_lower: bool = False
     # a pattern anchored on a rare literal ("@", ".corp") extends its start leftwards over these characters
     left: frozenset | None = None
+    # runs only inside the numeric candidates (NUMERIC_CANDIDATE): digits with separators, no dates
+    numeric: bool = False
 
 
 def _r(kind: str, tool: str, pattern: str, group: int = 0, check=None, flags: int = 0, *, lower: bool = False,
-       left: str | None = None, keywords: tuple[str, ...] | None = None) -> Rule:
-    return Rule(kind, tool, re.compile(pattern, flags), group, check,
-                KEYWORDS.get(kind, ()) if keywords is None else keywords, lower, frozenset(left) if left else None)
+       left: str | None = None, keywords: tuple[str, ...] | None = None, numeric: bool = False) -> Rule:
+    kw = KEYWORDS.get(kind, ()) if keywords is None else keywords
+    if keywords is None and pattern[:1].isalnum() or pattern[:1] in ("@", ":", "-", "/"):
+        kw = ()  # starts with a literal: the regex engine's own prefix search beats a keyword check
+    return Rule(kind, tool, re.compile(pattern, flags), group, check, kw, lower, frozenset(left) if left else None,
+                numeric)
+
+
+# where a card, SSN, phone number or IPv4 address can be: one pass for all of them instead of
+# one pass each (a session's timestamps make digits the most common start of a regex attempt)
+NUMERIC_CANDIDATE = re.compile(r"\d(?<![\w.\-]\d)[\d \-.()]{5,}\d")
+
+
+def numeric_windows(scan: str) -> list[tuple[int, int]]:
+    """(start, end) windows holding every possible card, SSN, phone number or IPv4 address:
+    runs of digits and separators with three dots (an address) or at least nine digits; a
+    leading ``+`` or ``(`` and one character after are included for the rules' boundaries."""
+    out = []
+    for m in NUMERIC_CANDIDATE.finditer(scan):
+        g = m.group()
+        if g.count(".") == 3 or len(g) - g.count(" ") - g.count("-") - g.count(".") - g.count("(") - g.count(")") >= 9:
+            s = m.start()
+            out.append((s - 1 if s and scan[s - 1] in "+(" else s, m.end() + 1))
+    return out
 
 
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -177,7 +200,7 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("private_key", "regex", PEM_RAW, 0, None, re.M),
     _r("aws_access_key", "regex", r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
     _r("aws_secret_key", "regex",
-       r"(?i)aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]?\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])", 1),
+       r"aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]?\s*[\"']?([a-z0-9/+]{40})(?![a-z0-9/+])", 1, lower=True),
     _r("github_token", "regex", r"g(?<!\wg)(?:hp|ho|hu|hs|hr)_[A-Za-z0-9]{36,255}\b|g(?<!\wg)ithub_pat_[A-Za-z0-9_]{22,255}\b"),
     _r("gitlab_token", "regex", r"g(?<!\wg)l(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent)-[A-Za-z0-9_\-]{20,}"),
     _r("anthropic_key", "regex", r"s(?<!\ws)k-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{20,}"),
@@ -212,15 +235,16 @@ REGEX_RULES: tuple[Rule, ...] = (
     # structured PII
     _r("email", "regex", r"@(?<=[A-Za-z0-9._%+\-]@)[A-Za-z0-9][A-Za-z0-9\-]{0,62}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
        0, email_ok, left=_ALNUM + "._%+-"),
-    _r("credit_card", "regex", r"\d(?<![\d.\-]\d)\d{3}[ \-]?(?:\d{4}[ \-]?){1,2}\d{4}(?:[ \-]?\d{1,3})?(?![\d.\-])", 0, luhn_ok),
+    _r("credit_card", "regex", r"\d(?<![\d.\-]\d)\d{3}[ \-]?(?:\d{4}[ \-]?){1,2}\d{4}(?:[ \-]?\d{1,3})?(?![\d.\-])", 0, luhn_ok, numeric=True),
     _r("iban", "regex", r"[A-Z](?<![\w][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban_ok),
-    _r("us_ssn", "regex", r"\d(?<![\d\-]\d)\d{2}-\d{2}-\d{4}(?![\d\-])", 0, ssn_ok),
-    _r("phone", "regex", r"\+(?<![\w.+\-/]\+)\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?![\w.\-/])", 0, phone_ok),
-    _r("phone", "regex", r"\((?<![\w]\()\d{3}\) ?\d{3}[ .\-]\d{4}(?![\w.\-/])", 0, phone_ok),
-    _r("phone", "regex", r"\d(?<![\w.+\-/]\d)\d{2}[.\-]\d{3}[.\-]\d{4}(?![\w.\-/])", 0, phone_ok),
+    _r("us_ssn", "regex", r"\d(?<![\d\-]\d)\d{2}-\d{2}-\d{4}(?![\d\-])", 0, ssn_ok, numeric=True),
+    _r("phone", "regex", r"\+(?<![\w.+\-/]\+)\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?![\w.\-/])", 0, phone_ok, numeric=True),
+    _r("phone", "regex", r"\((?<![\w]\()\d{3}\) ?\d{3}[ .\-]\d{4}(?![\w.\-/])", 0, phone_ok, numeric=True),
+    _r("phone", "regex", r"\d(?<![\w.+\-/]\d)\d{2}[.\-]\d{3}[.\-]\d{4}(?![\w.\-/])", 0, phone_ok, numeric=True),
     _r("ip_address", "regex", r"\d(?<![\w.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\w.])",
-       0, ip_ok),
-    _r("ip_address", "regex", r"[0-9a-fA-F](?<![\w:][0-9a-fA-F])[0-9a-fA-F]{0,3}:(?:[0-9a-fA-F]{1,4}:){6}[0-9a-fA-F]{1,4}(?![\w:])", 0, ip_ok),
+       0, ip_ok, numeric=True),
+    _r("ip_address", "regex", r":(?<=[0-9a-fA-F]:)(?:[0-9a-fA-F]{1,4}:){6}[0-9a-fA-F]{1,4}(?![\w:])", 0, ip_ok,
+       left="0123456789abcdefABCDEF"),
 )
 
 _COLLAB_HOSTS = (
