@@ -7,6 +7,7 @@ from .objects import Identity, InvalidObjectError, UnsafeNameError, object_id
 from .packs import (
     PackError,
     consolidate_packs,
+    drop_unreachable,
     loose_object_count,
     pack_count,
     pack_paths,
@@ -59,6 +60,7 @@ __all__ = [
     "append_commit",
     "build_tree",
     "consolidate_packs",
+    "drop_unreachable",
     "delete_ref",
     "get_ref",
     "iter_tree",

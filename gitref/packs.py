@@ -127,6 +127,19 @@ def prune_repack(repo: pygit2.Repository, *, git: str = "git") -> int:
     return packs_size(repo)
 
 
+def drop_unreachable(repo: pygit2.Repository, *, git: str = "git") -> int:
+    """Make every unreachable object go now: reflogs expired, ``repack -a -d``, loose objects
+    pruned (``prune --expire=now``). For a deliberate history rewrite (a redaction), when the
+    old objects must not stay on disk; returns the new pack bytes."""
+    exe = shutil.which(git)
+    if not exe:
+        raise PackError("git is not installed; cannot drop unreachable objects")
+    _run_git(repo, exe, "reflog", "expire", "--expire=now", "--all")
+    prune_repack(repo, git=git)
+    _run_git(repo, exe, "prune", "--expire=now")
+    return packs_size(repo)
+
+
 def consolidate_packs(
     repo: pygit2.Repository,
     max_packs: int = DEFAULT_MAX_PACKS,

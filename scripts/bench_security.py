@@ -41,7 +41,7 @@ def ordinary_material() -> tuple[bytes, list[str]]:
 
 def _filter(tools) -> CaptureFilter:
     ready = sorted(t for t in tools if t not in ("trufflehog", "privacy_filter"))
-    return CaptureFilter(Redactor(ready, key=KEY, users=["bench"]), "classifier" in ready,
+    return CaptureFilter(Redactor(ready, key=KEY, users=["root"]), "classifier" in ready,
                          {"policy": "bench", "tools": ready, "version": SECURITY_VERSION, "not_ready": []})
 
 

@@ -156,15 +156,18 @@ def push_cmd(env: Env, as_json: bool) -> None:
 
 @remote.command("pull")
 @click.option("--eager", is_flag=True, help="Also fetch every context and raw blob now (default: lazily, when read).")
+@click.option("--adopt-refilter", is_flag=True,
+              help="Take a re-filter another machine pushed: replace this bucket's copies of the re-filtered traces.")
 @json_opt
 @click.pass_obj
-def pull_cmd(env: Env, eager: bool, as_json: bool) -> None:
+def pull_cmd(env: Env, eager: bool, adopt_refilter: bool, as_json: bool) -> None:
     """Fetch, verify and merge the remote's events; blobs stay remote until read (or --eager)."""
     from ..sync.pull import pull
 
     def go():
         with git_progress("pull", as_json) as cb:
-            res = pull(Bucket.open(env.bucket), transport_for(env), eager=eager, progress=cb)
+            res = pull(Bucket.open(env.bucket), transport_for(env), eager=eager, progress=cb,
+                       adopt_refilter=adopt_refilter)
         return {"pull": res}, lambda r: echo(
             f"{r['pull']['state']}: {r['pull']['batches']} batch(es), {len(r['pull']['traces'])} trace(s)"), 0
 

@@ -15,7 +15,7 @@ import orjson
 from collections import defaultdict
 from typing import Any
 
-from .. import layout
+from .. import layout, refilters
 from ..blobs import addr_from_name, blob_problem, blob_relpath, referenced_blobs
 from ..projects import tag_of
 from ..sync.state import remote_blob_traces
@@ -96,6 +96,24 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
             problems.append(_problem("batch_missing", f"{layout.BATCHES}/{name}",
                                      "known to the index or the mirror, absent here; run 'opentraces bucket repair' "
                                      "(it restores the batch from the mirror when the mirror holds it)"))
+
+    # re-filters: a replaced batch or a dropped event back in the bucket undoes a redaction (a restore
+    # from an old copy, or tampering); the records themselves say what was replaced on purpose
+    refilter_records = refilters.records(bucket.root)
+    if refilter_records:
+        on_disk = set(bucket.batch_names())
+        dropped = refilters.dropped_events(bucket.root)
+        for rec in refilter_records:
+            for old, new in (rec.get("batches") or {}).items():
+                if old != new and old in on_disk:
+                    problems.append(_problem("refilter_undone", f"{layout.BATCHES}/{old}",
+                                             f"replaced by re-filter {rec.get('id')} but present again; delete it "
+                                             "and run 'opentraces bucket repair'"))
+        back = {ev["event_id"] for b in scan.batches for ev in b.events} & dropped
+        if back:
+            problems.append(_problem("refilter_undone", layout.BATCHES,
+                                     f"{len(back)} event(s) a re-filter dropped are in batches again; run "
+                                     "'opentraces bucket refilter' to drop them"))
 
     # per-writer hash chains
     chains: dict[str, list] = defaultdict(list)
@@ -192,6 +210,8 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
         "ok": not problems,
         "full": sample is None,
         "batches_checked": len(scan.batches) + len(scan.damaged),
+        "refilters": [{"id": r.get("id"), "time": r.get("time"), "traces": len(r.get("traces") or []),
+                       "batches_replaced": len(r.get("batches") or {})} for r in refilter_records],
         "events_checked": sum(len(b.events) for b in scan.batches),
         "blobs_total": len(blob_files),
         "blobs_checked": len(checked),

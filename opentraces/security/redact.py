@@ -89,6 +89,20 @@ def _words(names: Iterable[str], flags: int = 0) -> re.Pattern | None:
     return re.compile("(?:" + "|".join(alts) + r")(?![A-Za-z0-9_\-])", flags)
 
 
+def _user_words(users: Iterable[str]) -> re.Pattern | None:
+    """A user name outside a path, where it is one for sure: before ``@`` (a prompt, ``user@host``),
+    after ``USER=``/``LOGNAME=``/``user:``/``Author:``, or alone on a line (``whoami``). Replacing it
+    as any bare word would rewrite every "mark" or "will" of a user named so."""
+    names = sorted({u for u in users if len(u) >= 3 and u.lower() not in rules.COMMON_NAMES}, key=len, reverse=True)
+    if not names:
+        return None
+    alt = "|".join(map(re.escape, names))
+    return re.compile(
+        rf"(?<![\w.\-])(?:{alt})(?=@[\w\-])"
+        rf"|(?<=USER=)(?:{alt})\b|(?<=LOGNAME=)(?:{alt})\b|(?<=user: )(?:{alt})\b|(?<=Author: )(?:{alt})\b"
+        rf"|(?<=\n)(?:{alt})(?=\n)|^(?:{alt})$", re.M)
+
+
 def _resolve(spans: list[Span]) -> list[Span]:
     """Non-overlapping spans, earliest first, the longest where two start together."""
     out: list[Span] = []
@@ -202,7 +216,7 @@ class Redactor:
     def redact_text(self, text: str, counts: Counter | None = None, *, users: Iterable[str] = ()) -> str:
         """``text`` as decoded prose or code (not JSON), every finding replaced."""
         us = self._users(text) | set(users)
-        bare = _words(u for u in us if u.lower() not in rules.COMMON_NAMES and len(u) >= 3)
+        bare = _user_words(us)
         spans = _resolve(self._spans(text, mask_escapes(text), decoded=True, users=us, bare=bare, literals=[]))
         if counts is not None:
             counts.update(s.kind for s in spans)
@@ -213,7 +227,7 @@ class Redactor:
             return SessionRedaction(data)
         text = bytes(data).decode("utf-8", "surrogateescape")
         users = self._users(text)
-        bare = _words(u for u in users if u.lower() not in rules.COMMON_NAMES and len(u) >= 3)
+        bare = _user_words(users)
         literals: list[tuple[str, str]] = []
         if self.literal_finder is not None:
             for value, kind in self.literal_finder(bytes(data)):

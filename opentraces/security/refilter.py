@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import subprocess
 from dataclasses import replace
 from typing import Any
 
@@ -185,6 +184,10 @@ def refilter(writer, filt: CaptureFilter, trace_ids: list[str] | None = None, *,
     dropped -= new_ids  # an event the filtered capture gives again stays where it is
     kept = {ev["event_id"] for b in scan.batches for ev in b.events} - dropped
     new_events = [e for e in new_events if e["event_id"] not in kept]
+    if not dropped:  # the filter changed nothing already stored: no history to rewrite
+        writer.commit(new_events, blobs)
+        out.update({"batches_rewritten": 0, "events_dropped": 0, "events_written": len(new_events)})
+        return out
     repo = _mirror(bucket)
     commits = _history(repo) if repo is not None else set()
     # 1. the new events, as an ordinary batch (the chain's rewrite below includes it)
@@ -253,7 +256,7 @@ def _finish(writer, state: dict[str, Any]) -> None:
     writer.repair()  # projections and the mirror, from the rewritten batches
     prune(writer, dry_run=False)  # blobs only the dropped events cited
     if repo is not None:
-        _expire(bucket.root / layout.GIT)
+        gitref.drop_unreachable(repo)
     _remove_state(bucket, PENDING)
 
 
@@ -286,10 +289,3 @@ def _history(repo: pygit2.Repository) -> set[str]:
         seen.add(str(oid))
         stack.extend(obj.parent_ids)
     return seen
-
-
-def _expire(gitdir) -> None:
-    """No object of the old history stays: reflogs expired, packs rewritten, loose objects pruned."""
-    for args in (["reflog", "expire", "--expire=now", "--all"], ["repack", "-a", "-d", "-q"],
-                 ["prune", "--expire=now"]):
-        subprocess.run(["git", f"--git-dir={gitdir}", *args], capture_output=True, check=True)

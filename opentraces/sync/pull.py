@@ -13,17 +13,20 @@ can fetch them and ``verify`` can tell lazy from lost.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
+import orjson
 import pygit2
 
 import gitref
 
 from .. import layout, refnames
-from ..batches import write_batch
+from ..batches import NAME_RE, write_batch
 from ..bucket import Bucket
 from ..errors import CorruptionError
 from ..gitmirror.mirror import move_ref, open_mirror
+from ..refilters import RECORD_FORMAT, RECORDS, records
 from ..writer import writing
 from . import staging
 from .state import record_remote
@@ -36,7 +39,11 @@ def _wanted(remote: dict[str, pygit2.Oid], eager: bool) -> list[str]:
 
 
 def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=None,
-         lock_timeout: float = 30.0) -> dict[str, Any]:
+         lock_timeout: float = 30.0, adopt_refilter: bool = False) -> dict[str, Any]:
+    """Fetch, verify, merge. A remote another machine re-filtered (its history replaces commits
+    this bucket holds, and its bucket tree records the re-filter) is refused with exit 5 and
+    named; with ``adopt_refilter`` this bucket takes the re-filtered batches instead of its own
+    copies and rebuilds its mirror without the old history (docs/SECURITY.md)."""
     bucket.check()
     remote = transport.ls_remote()
     ours = {n: o for n, o in remote.items() if refnames.kind_of(n)}
@@ -46,11 +53,22 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
         repo = open_mirror(bucket)
         try:
             staged = staging.fetch(transport, repo, _wanted(ours, eager), progress=progress)
+            adopted = _refilter_to_adopt(bucket, repo, staged)
+            if adopted and not adopt_refilter:
+                ids = ", ".join(r.get("id", "?") for r in adopted)
+                raise CorruptionError(
+                    f"the remote was re-filtered (record {ids}, {sum(len(r.get('traces') or []) for r in adopted)} "
+                    "trace(s)): its history replaces batches this bucket holds; nothing was changed here",
+                    "run 'opentraces bucket remote pull --adopt-refilter' to replace your copies with the filtered ones")
             index = bucket.index() or {"writers": {}}
-            incoming = staging.verify_events(repo, staged, index["writers"])
+            heads = _kept_heads(bucket, adopted) if adopted else index["writers"]
+            incoming = staging.verify_events(repo, staged, heads, ignore_local_refs=bool(adopted))
             blobs_written = _eager_blobs(bucket, repo, staged) if eager else 0
-            written = _write_batches(bucket, incoming)
-            w.catch_up()
+            if adopted:  # verified: now replace this bucket's copies
+                written = _adopt(w, bucket, repo, adopted, incoming)
+            else:
+                written = _write_batches(bucket, incoming)
+                w.catch_up()
             merged = _merge_bucket_ref(repo, staged.get(refnames.BUCKET))
             _align_main(repo)
             blobs_written += _converge_blob_refs(bucket, repo, transport, ours, eager)
@@ -59,6 +77,7 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
             staging.clear(repo)
     traces = sorted({ev["trace_id"] for b, _ in incoming.batches for ev in b.events})
     return {"state": "pulled" if written else "up_to_date", "batches": written,
+            "refilters_adopted": [r.get("id") for r in adopted],
             "events": sum(len(b.events) for b, _ in incoming.batches), "writers": incoming.writers,
             "traces": traces, "bucket_merge": merged, "blobs_written": blobs_written,
             "eager": eager}
@@ -136,3 +155,85 @@ def _eager_blobs(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygi
         if refnames.kind_of(name) == "blobs":
             n += adopt_blob_ref(bucket, repo, name, tip)
     return n
+
+
+# ------------------------------------------------------------------ re-filters from another machine
+
+
+def _staged_records(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[dict[str, Any]]:
+    """The re-filter records in the remote's bucket tree."""
+    tip = staged.get(refnames.BUCKET)
+    if tip is None:
+        return []
+    try:
+        tree = repo[tip].peel(pygit2.Tree)
+        folder = tree[RECORDS]
+    except KeyError:
+        return []
+    out = []
+    for entry in repo[folder.id]:
+        try:
+            doc = orjson.loads(repo[entry.id].data)
+        except (orjson.JSONDecodeError, KeyError, AttributeError):
+            continue
+        if isinstance(doc, dict) and doc.get("format") == RECORD_FORMAT and isinstance(doc.get("batches"), dict):
+            out.append((entry.name, doc))
+    return out
+
+
+def _refilter_to_adopt(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[dict[str, Any]]:
+    """Remote records this bucket has not applied and whose replaced batches it holds."""
+    have = {r.get("id") for r in records(bucket.root)}
+    on_disk = set(bucket.batch_names())
+    out = []
+    for name, doc in _staged_records(repo, staged):
+        if doc.get("id") in have:
+            continue
+        if any(old in on_disk and old != new for old, new in doc["batches"].items()):
+            doc["_file"] = name
+            out.append(doc)
+    return out
+
+
+def _kept_heads(bucket: Bucket, adopted: list[dict[str, Any]]) -> dict[str, dict]:
+    """Each writer's head once the replaced batches are gone: where the remote's chain resumes."""
+    from ..maintenance.scan import scan_batches
+
+    replaced = {old for doc in adopted for old, new in doc["batches"].items() if old != new}
+    heads: dict[str, dict] = {}
+    for b in scan_batches(bucket, check_events=False).batches:
+        if b.name in replaced:
+            continue
+        h = heads.get(b.header.writer)
+        if h is None or b.header.seq > h["seq"]:
+            heads[b.header.writer] = {"seq": b.header.seq, "head": b.sha256, "name": b.name}
+    return heads
+
+
+def _adopt(w, bucket: Bucket, repo: pygit2.Repository, adopted: list[dict[str, Any]], incoming) -> int:
+    """Replace this bucket's copies of the re-filtered batches by the verified remote ones, then
+    rebuild projections and a mirror without the old history; blobs only the replaced events
+    cited are deleted and no object of the old history stays in ``.git``."""
+    from ..encoding import pretty_json
+    from ..fsio import atomic_write
+    from ..ids import check_component
+    from ..maintenance.prune import prune
+
+    for doc in adopted:  # first: repair and verify then know the replaced batches are gone on purpose
+        name = doc.pop("_file")
+        check_component(name, "re-filter record")
+        atomic_write(bucket.root / RECORDS / name, pretty_json(doc))
+    written = _write_batches(bucket, incoming)
+    folder = bucket.root / layout.BATCHES
+    for doc in adopted:
+        for old, new in doc["batches"].items():
+            if old != new and NAME_RE.match(old) and (folder / new).exists():
+                (folder / old).unlink(missing_ok=True)
+    for ref in list(gitref.list_refs(repo, refnames.PREFIX)):
+        repo.references.delete(ref)
+    if gitref.get_ref(repo, refnames.MAIN) is not None:
+        repo.references.delete(refnames.MAIN)
+    w.repair()
+    prune(w, dry_run=False)
+    gitref.drop_unreachable(repo)
+    return written

@@ -58,17 +58,20 @@ class Incoming:
     writers: dict[str, int] = field(default_factory=dict)  # writer -> new batches
 
 
-def verify_events(repo: pygit2.Repository, staged: dict[str, pygit2.Oid], local_heads: dict[str, dict]) -> Incoming:
+def verify_events(repo: pygit2.Repository, staged: dict[str, pygit2.Oid], local_heads: dict[str, dict],
+                  *, ignore_local_refs: bool = False) -> Incoming:
     """Check every batch the remote's events refs hold beyond ours; raise CorruptionError naming the first bad one.
 
     ``local_heads``: the bucket index's writers ({writer: {seq, head, name}}).
+    ``ignore_local_refs``: judge the remote's chains from ``local_heads`` alone (adopting a
+    re-filter: this bucket's events refs name the history being replaced).
     """
     inc = Incoming()
     for name, tip in sorted(staged.items()):
         if not name.startswith(refnames.EVENTS_PREFIX):
             continue
         writer = name[len(refnames.EVENTS_PREFIX):]
-        local_ref = gitref.get_ref(repo, name)
+        local_ref = None if ignore_local_refs else gitref.get_ref(repo, name)
         if local_ref is not None and not gitref.is_ancestor(repo, local_ref, tip):
             if gitref.is_ancestor(repo, tip, local_ref):
                 continue  # the remote is behind us for this writer: nothing new

@@ -142,3 +142,67 @@ def test_refilter_after_a_push_replaces_the_remote_history(cli, tmp_path, bare_r
         assert remote.get(name) == oid, name
     assert leaks(_reachable_objects(bare_remote.repo), values) == []
     subprocess.run(["git", f"--git-dir={bare_remote.repo}", "fsck", "--strict"], check=True, capture_output=True)
+
+
+def test_another_machine_tells_a_refilter_from_tampering_and_adopts_it(tmp_path, bare_remote):
+    """B pulled A's unfiltered traces; A re-filters and pushes. B's plain pull refuses (exit 5, the
+    re-filter named, B unchanged); ``--adopt-refilter`` replaces B's copies: no planted value left
+    in B's files or .git, the same traces and events as A, verify clean."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
+    from bucketrig import tree_digest
+    from syncrig import Machine
+
+    values = planted(seed=31, user=USER)
+    sessions = planted_sessions(tmp_path, values)
+    a, b = Machine(tmp_path, "a"), Machine(tmp_path, "b")
+    term = next(v for k, _, v in values if k == "business_term")
+    for m in (a, b):
+        m.connect(bare_remote, policy="off")
+        m.json("config", "set", "security.business_logic.terms", term)
+    for agent, files in sessions.items():
+        a.json("capture", agent, *files)
+    a.json("bucket", "remote", "push")
+    b.json("bucket", "remote", "pull")
+    assert leaks(all_bytes(b.bucket), values)
+    a.json("bucket", "security", "--policy", "recommended")
+    assert a.json("bucket", "refilter")["refilter"]["events_dropped"] > 0
+    flagged = [i["trace_id"] for i in a.json("bucket", "review")["flagged"]]
+    if flagged:
+        a.json("bucket", "review", "--clear", *flagged)
+    a.json("bucket", "remote", "push")
+
+    def state():  # files and refs; fetched objects of a refused pull stay unreachable until a prune
+        return {k: v for k, v in tree_digest(b.bucket).items() if not k.startswith(".git/objects/")}, b.refs()
+
+    before = state()
+    refused = b.run("bucket", "remote", "pull", expect=5)
+    line = one_line_error(refused.stderr)
+    assert "re-filtered" in line and "--adopt-refilter" in line
+    assert state() == before
+
+    done = b.json("bucket", "remote", "pull", "--adopt-refilter")["pull"]
+    assert done["refilters_adopted"]
+    assert leaks(all_bytes(b.bucket), values) == []
+    assert leaks(git_objects(b.bucket / ".git"), values) == []
+    v = b.json("bucket", "verify", "--full")
+    assert v["verify"]["ok"], v["verify"]["problems"]
+    assert b.trace_ids() == a.trace_ids()
+    ev_a = {r["trace_id"]: r["events"] for r in a.json("trace", "list")["traces"]}
+    ev_b = {r["trace_id"]: r["events"] for r in b.json("trace", "list")["traces"]}
+    assert ev_a == ev_b
+
+
+def test_verify_names_a_replaced_batch_that_came_back(cli, tmp_path):
+    values = planted(seed=41, user=USER)
+    bucket = tmp_path / "bucket"
+    sessions = planted_sessions(tmp_path, values)
+    _terms(cli, values)
+    _capture_all(cli, bucket, sessions)
+    old = {p.name: p.read_bytes() for p in (bucket / "events/v1/batches").glob("*.jsonl.gz")}
+    assert cli("bucket", "security", "--policy", "recommended").exit_code == 0
+    assert cli("--bucket", bucket, "bucket", "refilter").exit_code == 0
+    assert verify_full(cli, bucket)["exit"] == 0
+    name, data = next(iter(old.items()))
+    (bucket / "events/v1/batches" / name).write_bytes(data)  # an old copy restored from a backup
+    v = verify_full(cli, bucket)
+    assert v["exit"] != 0 and "refilter_undone" in {p["kind"] for p in v["problems"]}

@@ -94,11 +94,16 @@ def test_entropy_tool_catches_unnamed_secrets_only():
 ])
 def test_home_folders_get_stable_pseudonyms_everywhere(path, user):
     p = pseudonym(KEY, user)
-    out = red(f"cd {path} && whoami # prints {user}", {"path_anonymizer"})
-    assert user not in out and out.count(p) == 2, out
+    out = red(f"{user}@laptop:~$ cd {path} && whoami\n{user}\nUSER={user}", {"path_anonymizer"})
+    assert user not in out and out.count(p) == 4, out
     assert red(path, {"path_anonymizer"}) == red(path, {"path_anonymizer"})  # stable
     other = Redactor({"path_anonymizer"}, key=b"o" * 32).redact_text(path)
     assert other != red(path, {"path_anonymizer"})  # keyed: a different bucket key, a different name
+
+
+def test_a_user_name_that_is_a_word_is_not_replaced_in_prose():
+    out = red("cd /home/will/app; this will work and will@host", {"path_anonymizer"})
+    assert out == f"cd /home/{pseudonym(KEY, 'will')}/app; this will work and {pseudonym(KEY, 'will')}@host"
 
 
 def test_windows_paths_inside_json_are_anonymized_without_breaking_it():
