@@ -175,3 +175,47 @@ def test_pull_survives_a_fault_at_every_write(tmp_path, base_bucket, bare_remote
 def test_zz_report_walked_points():
     """The count of write points each walk covered (printed for docs/RELIABILITY.md); runs last."""
     print(f"\n[fault walk] write points per command: {WALKED}")
+
+
+def test_push_survives_a_fault_at_every_write(tmp_path, base_bucket):
+    """A push killed or starved at each local write (its ref moves, packs, state): with a fresh empty
+    remote each time, the rerun completes and the remote holds exactly the bucket's refs."""
+    from serverrig import init_bare
+
+    a = tmp_path / "push-base"
+    shutil.copytree(base_bucket, a, symlinks=True)
+    assert _run(a, "auth", "login", "--token", "t", "--json").returncode == 0
+
+    def fresh_remote(tag: str) -> Path:
+        repo = init_bare(tmp_path / "srv" / f"{tag}.git")
+        assert _run(a, "config", "set", "bucket.remote", str(repo), "--json").returncode == 0
+        return repo
+
+    def refs(gitdir: Path, *patterns: str) -> dict[str, str]:
+        out = subprocess.run(["git", f"--git-dir={gitdir}", "for-each-ref", "--format=%(refname) %(objectname)",
+                              *patterns], capture_output=True, text=True, check=True).stdout
+        return dict(line.split(" ", 1) for line in out.splitlines())
+
+    fresh_remote("probe")
+    probe = tmp_path / "push-probe"
+    shutil.copytree(a, probe, symlinks=True)
+    points = _points(probe, ["bucket", "remote", "push", "--json"], tmp_path)
+    assert points, "push: no write point seen"
+    for action in ("enospc", "die"):
+        for n in range(1, len(points) + 1):
+            b = tmp_path / f"push-{action}-{n}"
+            shutil.copytree(a, b, symlinks=True)
+            remote = fresh_remote(f"{action}-{n}")
+            done = _run(b, "bucket", "remote", "push", "--json", fault=f"{n}:{action}")
+            where = f"push: {action} at write {n} ({points[n - 1]})"
+            assert done.returncode in ((137,) if action == "die" else (0, 6)), (where, done.stderr[-500:])
+            again = _run(b, "bucket", "remote", "push", "--json")
+            assert again.returncode == 0, (where, again.stderr[-800:])
+            assert refs(remote) == refs(b / ".git", "refs/opentraces/v1", "refs/heads/main"), where
+            fsck = subprocess.run(["git", f"--git-dir={remote}", "fsck", "--strict"], capture_output=True, text=True)
+            assert fsck.returncode == 0, (where, fsck.stderr)
+            v = _run(b, "bucket", "verify", "--full", "--json")
+            assert v.returncode == 0, (where, orjson.loads(v.stdout)["verify"]["problems"][:4])
+            assert _temps(b) == [], (where, _temps(b))
+            shutil.rmtree(b)
+    WALKED["push"] = len(points)
