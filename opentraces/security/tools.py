@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import config as config_mod
+from ..errors import ConfigError
 from . import ner, trufflehog
 from .classifier import CLASSIFIER_VERSION, classify
 from .policy import TOOLS, enabled, policy_of
@@ -62,11 +63,18 @@ def ready_tools(doc: dict[str, Any], environ: dict[str, str] | None = None) -> l
 def ensure_key(home: Path, doc: dict[str, Any]) -> bytes:
     """The pseudonym key, created (and saved, 0600) on first use."""
     value = config_mod.get(doc, KEY_PATH)
-    if not isinstance(value, str) or len(value) != 64:
+    if value is None:
         value = secrets.token_hex(32)
         config_mod.put(doc, KEY_PATH, value)
         config_mod.save(home, doc)
-    return bytes.fromhex(value)
+    try:
+        key = bytes.fromhex(value) if isinstance(value, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != 32:  # never a new key silently: every pseudonym would change
+        raise ConfigError(f"{KEY_PATH} in {config_mod.config_path(home)} is damaged (64 hex digits expected)",
+                          "restore it from a backup, or delete the key to start new pseudonyms")
+    return key
 
 
 @dataclass
