@@ -20,7 +20,7 @@ from . import layout, statefiles
 from .batches import Batch, list_batch_names, read_batch
 from .encoding import loads, pretty_json
 from .errors import CorruptionError, NotFoundError, RefusedError
-from .fsio import atomic_write
+from .fsio import atomic_write, sweep_dead_temps
 from .ids import check_component, new_writer_id
 from .lock import WriterLock
 from .projections import index as index_mod
@@ -100,7 +100,11 @@ class Bucket:
             return None
 
     def write_state(self, name: str, doc: Any) -> None:
-        atomic_write(self.state_dir / name, pretty_json(doc), sync=False)
+        """Local state; written without the writer lock too (push records the remote), so a
+        process killed mid-write leaves a pid-tagged temp file the next write of it removes."""
+        path = self.state_dir / name
+        sweep_dead_temps(path)
+        atomic_write(path, pretty_json(doc), sync=False, owned=True)
 
     # -------------------------------------------------------------- reads
     def manifest_head(self) -> dict[str, Any] | None:

@@ -39,8 +39,37 @@ def check_inside(root: Path, path: Path) -> Path:
     return path
 
 
-def tmp_path_for(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(6)}{TMP_SUFFIX}")
+def tmp_path_for(path: Path, *, owned: bool = False) -> Path:
+    """A fresh temp name next to ``path``; ``owned`` puts the writing process id in it, so
+    ``sweep_dead_temps`` can tell a dead writer's leftover from a live writer's file."""
+    tag = f"{os.getpid()}-{secrets.token_hex(4)}" if owned else secrets.token_hex(6)
+    return path.with_name(f".{path.name}.{tag}{TMP_SUFFIX}")
+
+
+def sweep_dead_temps(path: Path) -> int:
+    """Remove temp files of ``path`` that a process no longer alive left (killed mid-write)."""
+    n = 0
+    prefix = f".{path.name}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(TMP_SUFFIX)):
+            continue
+        pid, sep, _ = name[len(prefix):-len(TMP_SUFFIX)].partition("-")
+        if not sep or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # alive: its write is in progress
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue
+        _unlink_quiet(path.parent / name)
+        n += 1
+    return n
 
 
 def is_tmp_name(name: str) -> bool:
@@ -60,9 +89,9 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644) -> Path:
+def _write_tmp(path: Path, data: bytes, sync: bool, mode: int = 0o644, owned: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_path_for(path)
+    tmp = tmp_path_for(path, owned=owned)
     faults.point(f"create {path.name}")
     fd = None
     try:  # an alarm may land anywhere, even between open() and the assignment: unlink regardless
@@ -90,13 +119,13 @@ def _unlink_quiet(path: Path) -> None:
         pass
 
 
-def atomic_write(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: bytes, *, sync: bool = True, mode: int = 0o644, owned: bool = False) -> None:
     """Replace ``path`` with ``data`` atomically (readers see old or new).
 
     ``mode`` is the new file's permission bits, set before any byte is
     written (0o600 for credentials and config: never readable by others,
     not even for an instant)."""
-    tmp = _write_tmp(path, data, sync, mode)
+    tmp = _write_tmp(path, data, sync, mode, owned)
     try:
         faults.point(f"rename {path.name}")
         os.replace(tmp, path)

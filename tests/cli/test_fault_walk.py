@@ -172,11 +172,6 @@ def test_pull_survives_a_fault_at_every_write(tmp_path, base_bucket, bare_remote
     assert _traces(b) == _traces(a)
 
 
-def test_zz_report_walked_points():
-    """The count of write points each walk covered (printed for docs/RELIABILITY.md); runs last."""
-    print(f"\n[fault walk] write points per command: {WALKED}")
-
-
 def test_push_survives_a_fault_at_every_write(tmp_path, base_bucket):
     """A push killed or starved at each local write (its ref moves, packs, state): with a fresh empty
     remote each time, the rerun completes and the remote holds exactly the bucket's refs."""
@@ -219,3 +214,8 @@ def test_push_survives_a_fault_at_every_write(tmp_path, base_bucket):
             assert _temps(b) == [], (where, _temps(b))
             shutil.rmtree(b)
     WALKED["push"] = len(points)
+
+
+def test_zz_report_walked_points():
+    """The count of write points each walk covered (printed for docs/RELIABILITY.md); runs last."""
+    print(f"\n[fault walk] write points per command: {WALKED}")
