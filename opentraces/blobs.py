@@ -150,3 +150,22 @@ def referenced_blobs(ev: dict[str, Any]) -> list[tuple[str, str]]:
     elif kind == "context.layer" and p.get("blob"):
         out.append((CONTEXT, p["blob"]))
     return out
+
+
+def stored_source(root: Path, sources: list[dict[str, Any]]) -> tuple[bytes, dict[str, Any]]:
+    """A session file's bytes as last captured, joined from its ``source.captured`` events' chunks
+    (each capture stores the part after the previous one's end); and the last event's payload.
+    Raises OfflineError when a chunk is not here (a pulled bucket: blobs are lazy) and ValueError
+    when the parts do not join."""
+    by_end: dict[int, dict[str, Any]] = {}
+    for ev in sources:
+        by_end.setdefault(ev["payload"]["end"], ev)
+    last = by_end[max(by_end)]
+    parts = [last]
+    while parts[-1]["payload"]["start"] > 0:
+        prev = by_end.get(parts[-1]["payload"]["start"])
+        if prev is None:
+            raise ValueError("the stored parts of the session do not join")
+        parts.append(prev)
+    data = b"".join(read_raw(root, ev["project"], c["blob"]) for ev in reversed(parts) for c in ev["payload"]["chunks"])
+    return data, last["payload"]

@@ -77,6 +77,26 @@ class _Pending:
         return n
 
 
+def _stored_prefix(bucket: Bucket, cur: dict[str, Any] | None):
+    """Reads the first ``m`` redacted bytes of the file ``cur`` describes back from the bucket."""
+    if not cur or "redaction" not in cur:
+        return None
+
+    def read(m: int) -> bytes | None:
+        from ..blobs import stored_source
+
+        try:
+            sources = [e for e in bucket.trace_events(cur["project"], cur["trace"]) if e["kind"] == "source.captured"]
+            if not sources:
+                return None
+            data, _ = stored_source(bucket.root, sources)
+        except (OpentracesError, ValueError, OSError):
+            return None
+        return data[:m] if len(data) >= m else None
+
+    return read
+
+
 def _project_for(parsed, project_dir: str | None, cwd: str | None) -> Project:
     if project_dir:
         return resolve_project(project_dir)
@@ -146,8 +166,9 @@ def capture_paths(
                 report.skipped.append({"path": str(path), "reason": f"unreadable: {exc.strerror or exc}"})
                 continue
             red = None
+            original = data
             if security is not None:
-                red = security.run(data)
+                red = security.run(data, (cur or {}).get("redaction"), prefix=_stored_prefix(bucket, cur))
                 data = red.data
             try:
                 parsed = agent.parse(data, Path(path).name)
@@ -187,6 +208,8 @@ def capture_paths(
             new = [e for e in events if e["event_id"] not in have]
             report.lines_skipped += len(parsed.skipped)
             cursors[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "project": canon, "trace": trace_id}
+            if red is not None:
+                cursors[key]["redaction"] = security.cursor(original, red)
             if not new:
                 report.unchanged.append(str(path))
                 continue

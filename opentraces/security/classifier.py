@@ -42,17 +42,23 @@ SIGNALS: tuple[tuple[str, float, re.Pattern, str], ...] = (
 )
 
 
-def _hits(pattern: re.Pattern, before: str, text: str) -> int:
+def _hits(pattern: re.Pattern, before: str, text: str) -> set[str]:
     found = set()
     for m in pattern.finditer(text):
         s = m.start()
         if s == 0 or text[s - 1] in before:
             found.add(m.group())
-    return len(found)  # distinct files or commands
+    return found  # distinct files or commands
 
 
-def classify(counts: Counter, redacted_text: str) -> dict[str, Any]:
-    """{"score", "reasons", "flagged", "version"}; reasons name kinds and counts only."""
+def signal_hits(redacted_text: str) -> dict[str, list[str]]:
+    """What each signal matched (file names, command names: never a secret), to merge with later parts."""
+    return {reason: sorted(h) for reason, _w, pattern, before in SIGNALS if (h := _hits(pattern, before, redacted_text))}
+
+
+def classify(counts: Counter, redacted_text: str, prior_hits: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """{"score", "reasons", "kinds", "flagged", "version", "hits"}; reasons name kinds and counts only.
+    ``prior_hits``: the signal hits of a part classified before (an appended session's prefix)."""
     keep = 1.0
     reasons: list[str] = []
     kinds: list[str] = []
@@ -63,12 +69,15 @@ def classify(counts: Counter, redacted_text: str) -> dict[str, Any]:
         keep *= (1 - w) ** min(n, 10)
         reasons.append(f"{n} {kind.replace('_', ' ')} finding(s) redacted")
         kinds.append(kind)
-    for reason, w, pattern, before in SIGNALS:
-        hits = _hits(pattern, before, redacted_text)
+    found = signal_hits(redacted_text)
+    for reason, old in (prior_hits or {}).items():
+        found[reason] = sorted(set(found.get(reason, [])) | set(old))
+    for reason, w, _pattern, _before in SIGNALS:
+        hits = len(found.get(reason, []))
         if hits:
             keep *= (1 - w) ** min(hits, 3)
             reasons.append(f"{reason} ({hits}x)")
             kinds.append(reason)
     score = round(1 - keep, 3)
     return {"score": score, "reasons": reasons, "kinds": kinds, "flagged": score >= THRESHOLD,
-            "version": CLASSIFIER_VERSION}
+            "version": CLASSIFIER_VERSION, "hits": found}

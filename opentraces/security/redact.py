@@ -74,6 +74,9 @@ class SessionRedaction:
     lines_changed: int = 0
     lines: int = 0
     users: set = field(default_factory=set)  # home-folder user names seen (kept in memory only)
+    hits: dict = field(default_factory=dict)  # classifier signal hits of a prefix redacted before
+    hits_done: int = 0  # bytes of ``data`` those hits cover
+    hits_all: dict = field(default_factory=dict)  # the whole file's, once classified
 
 
 def pseudonym(key: bytes, user: str) -> str:
@@ -222,11 +225,17 @@ class Redactor:
             counts.update(s.kind for s in spans)
         return _apply(text, spans) if spans else text
 
-    def redact_session(self, data: bytes) -> SessionRedaction:
+    def session_users(self, data: bytes) -> set[str]:
+        """The home-folder user names a session file names (and this machine's)."""
+        return self._users(bytes(data).decode("utf-8", "surrogateescape"))
+
+    def redact_session(self, data: bytes, *, users: set[str] | None = None) -> SessionRedaction:
+        """``data`` redacted; ``users``: the names to pseudonymize outside paths (default: the ones
+        ``data`` itself names; an appended part passes the whole file's)."""
         if not self.active:
             return SessionRedaction(data)
         text = bytes(data).decode("utf-8", "surrogateescape")
-        users = self._users(text)
+        users = self._users(text) if users is None else users
         bare = _user_words(users)
         literals: list[tuple[str, str]] = []
         if self.literal_finder is not None:

@@ -38,7 +38,7 @@ import gitref
 
 from .. import layout, refnames
 from ..batches import encode_batch, write_batch
-from ..blobs import RAW, PendingBlobs, read_raw
+from ..blobs import PendingBlobs, stored_source
 from ..bucket import Bucket
 from ..capture.agents import AGENTS, agent_module
 from ..capture.emit import session_events
@@ -69,24 +69,6 @@ def _module_for(agent: str):
     raise RefusedError(f"no parser for agent {agent!r}", "upgrade opentraces")
 
 
-def _raw_session(bucket: Bucket, sources: list[dict[str, Any]]) -> tuple[bytes, dict[str, Any]]:
-    """The session file's bytes as last captured, from its stored chunks."""
-    by_end = {}
-    for ev in sources:
-        p = ev["payload"]
-        by_end.setdefault(p["end"], (ev, p))
-    last_ev, last = by_end[max(by_end)]
-    parts = [(last_ev, last)]
-    while parts[-1][1]["start"] > 0:
-        prev = by_end.get(parts[-1][1]["start"])
-        if prev is None:
-            raise RefusedError(f"trace {last_ev['trace_id']}: its raw session is stored in pieces that do not join",
-                               "re-capture it from the session file instead")
-        parts.append(prev)
-    data = b"".join(read_raw(bucket.root, ev["project"], c["blob"]) for ev, p in reversed(parts) for c in p["chunks"])
-    return data, last
-
-
 def _scrub(value: Any, filt: CaptureFilter) -> Any:
     if isinstance(value, str):
         return filt.redactor.redact_text(value)
@@ -105,7 +87,10 @@ def _trace_events(bucket: Bucket, filt: CaptureFilter, project: str, trace_id: s
         raise RefusedError(f"trace {trace_id} has no stored raw session to filter again",
                            "re-capture it from its session file")
     try:
-        data, last = _raw_session(bucket, sources)
+        data, last = stored_source(bucket.root, sources)
+    except ValueError:
+        raise RefusedError(f"trace {trace_id}: its raw session is stored in pieces that do not join",
+                           "re-capture it from the session file instead") from None
     except OfflineError:
         raise OfflineError(f"the raw session of trace {trace_id} is not in this bucket",
                            f"run 'opentraces bucket prefetch {trace_id}', then refilter again") from None

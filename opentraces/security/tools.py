@@ -9,10 +9,14 @@ push gate compares a trace's stamp with what would run now.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
+
+import orjson
 
 from .. import config as config_mod
 from ..errors import ConfigError
@@ -85,14 +89,56 @@ class CaptureFilter:
     classifier: bool
     stamp: dict[str, Any] = field(default_factory=dict)
 
-    def run(self, data: bytes) -> SessionRedaction:
-        return self.redactor.redact_session(data)
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever the same bytes could be redacted differently (tools, rules, key, terms)."""
+        r = self.redactor
+        h = hashlib.sha256(orjson.dumps([sorted(r.tools), SECURITY_VERSION, r.key.hex(),
+                                         r.terms.pattern if r.terms is not None else None, sorted(r.known_users)]))
+        return h.hexdigest()[:16]
+
+    def run(self, data: bytes, prev: dict[str, Any] | None = None,
+            prefix: Callable[[int], bytes | None] | None = None) -> SessionRedaction:
+        """Redact ``data``. ``prev`` (this file's last redaction, kept in the capture cursor) and
+        ``prefix`` (the stored redacted bytes, by length) let a grown file redact only what was
+        appended: the prefix must hash as before, under the same filter and the same user names."""
+        red = self._incremental(data, prev, prefix) if prev and prefix else None
+        return red if red is not None else self.redactor.redact_session(data)
+
+    def _incremental(self, data: bytes, prev: dict[str, Any], prefix) -> SessionRedaction | None:
+        n, m = prev.get("n", 0), prev.get("m", 0)
+        if (prev.get("stamp") != self.fingerprint or not 0 < n <= len(data)
+                or hashlib.sha256(data[:n]).hexdigest() != prev.get("sha")):
+            return None
+        users = self.redactor.session_users(data)
+        if self._user_tags(users) != prev.get("users"):
+            return None  # a user named only now may be in the prefix outside a path
+        head = prefix(m)
+        if head is None or len(head) != m:
+            return None
+        tail = self.redactor.redact_session(data[n:], users=users)
+        return SessionRedaction(head + tail.data, Counter(prev.get("counts") or {}) + tail.counts,
+                                tail.lines_changed, tail.lines, users, hits=prev.get("hits") or {}, hits_done=m)
+
+    def cursor(self, data: bytes, red: SessionRedaction) -> dict[str, Any]:
+        """What the next capture of this file needs to redact only its new lines (local .state only:
+        hashes, lengths, counts, user names; never the text)."""
+        n = data.rfind(b"\n") + 1
+        m = red.data.rfind(b"\n") + 1
+        return {"stamp": self.fingerprint, "n": n, "sha": hashlib.sha256(data[:n]).hexdigest(), "m": m,
+                "counts": dict(red.counts), "users": self._user_tags(red.users), "hits": red.hits_all}
+
+    def _user_tags(self, users: set[str]) -> list[str]:
+        """The user names as their pseudonyms: the cursor never holds a name."""
+        return sorted(pseudonym(self.redactor.key, u) for u in users)
 
     def payload(self, red: SessionRedaction) -> dict[str, Any]:
         """The ``security.filtered`` event payload: what ran and what it found (never the text)."""
         body: dict[str, Any] = {**self.stamp, "redactions": dict(sorted(red.counts.items()))}
         if self.classifier:
-            body["classifier"] = classify(red.counts, red.data.decode("utf-8", "replace"))
+            result = classify(red.counts, red.data[red.hits_done:].decode("utf-8", "replace"), red.hits)
+            red.hits_all = result.pop("hits")
+            body["classifier"] = result
         return body
 
     def mask_home(self, path: str) -> str:
