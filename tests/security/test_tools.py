@@ -185,3 +185,11 @@ def test_trufflehog_findings_are_redacted_through_the_binary_interface(tmp_path)
     r = Redactor({"trufflehog"}, key=KEY, literal_finder=lambda data: trufflehog.scan(data, str(exe)))
     out = r.redact_session(b'{"t":"key 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 here"}\n')
     assert b"ghp_" not in out.data and b"[REDACTED:trufflehog_github]" in out.data
+
+
+def test_user_names_outside_paths_inside_json_lines():
+    row = {"cwd": "/home/alice/x", "out": "whoami\nalice\n", "p": "I told alice that alice@box is up; USER=alice"}
+    out = Redactor({"path_anonymizer"}, key=KEY).redact_session(orjson.dumps(row) + b"\n").data
+    p = pseudonym(KEY, "alice")
+    assert orjson.loads(out) == {"cwd": f"/home/{p}/x", "out": f"whoami\n{p}\n",
+                                 "p": f"I told alice that {p}@box is up; USER={p}"}
