@@ -10,7 +10,6 @@ clears it (``opentraces bucket review --clear``).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
@@ -26,34 +25,47 @@ KIND_WEIGHT = {
 DEFAULT_CREDENTIAL_WEIGHT = 0.25  # any provider token not listed above
 LOW_KINDS = {"home_user", "user_name", "ip_address", "internal_host", "collaboration_url", "aws_account_id",
              "gcp_project", "azure_subscription", "business_term"}
-# each signal: literal alternatives (the regex engine scans for their first characters fast),
-# then a check of the character before the match in Python (a lookbehind first is many times slower)
-SIGNALS: tuple[tuple[str, float, re.Pattern, str], ...] = (
-    ("read a credentials file", 0.25, re.compile(
-        r"(?:\.env(?:\.(?:local|prod|production|dev|staging))?|\.netrc|\.npmrc|\.pypirc|\.pgpass"
-        r"|id_(?:rsa|ed25519|ecdsa)|\.aws/credentials|credentials\.json|service[-_]account[\w\-]*\.json|kubeconfig"
-        r"|secrets?\.(?:ya?ml|json|toml))(?![\w.])"), " \t\n/\"'=~"),
-    ("ran a command that prints the environment or a token", 0.3, re.compile(
-        r"(?:printenv|env\s*\||export\s+-p|aws\s+configure\s+(?:get|list|export)|"
-        r"gcloud\s+auth\s+print-(?:access|identity)-token|gh\s+auth\s+token|kubectl\s+get\s+secrets?|"
-        r"vault\s+(?:read|kv\s+get)|op\s+(?:read|item\s+get)|security\s+find-generic-password)\b"), " \t\n\"'`;|&($"),
-    ("a database dump or export", 0.25, re.compile(r"(?:pg_dump|mysqldump|mongoexport|mongodump)\b"),
-     " \t\n\"'`;|&($"),
+# each signal: literal keywords found with str.find (memory speed), the characters around each
+# hit checked in Python; a regex of alternatives starting with common letters scans far slower
+_PATH_BEFORE = " \t\n/\"'=~"
+_CMD_BEFORE = " \t\n\"'`;|&($"
+_CRED_FILES = (".env", ".env.local", ".env.prod", ".env.production", ".env.dev", ".env.staging", ".netrc", ".npmrc",
+               ".pypirc", ".pgpass", "id_rsa", "id_ed25519", "id_ecdsa", ".aws/credentials", "credentials.json",
+               "kubeconfig", "secrets.yaml", "secrets.yml", "secrets.json", "secrets.toml", "secret.yaml",
+               "secret.yml", "secret.json", "service-account.json", "service_account.json")
+_CMDS = ("printenv", "env |", "env|", "export -p", "aws configure get", "aws configure list", "aws configure export",
+         "gcloud auth print-access-token", "gcloud auth print-identity-token", "gh auth token", "kubectl get secret",
+         "vault read", "vault kv get", "op read", "op item get", "security find-generic-password")
+_DUMPS = ("pg_dump", "mysqldump", "mongoexport", "mongodump")
+SIGNALS: tuple[tuple[str, float, tuple[str, ...], str, bool], ...] = (
+    ("read a credentials file", 0.25, _CRED_FILES, _PATH_BEFORE, True),
+    ("ran a command that prints the environment or a token", 0.3, _CMDS, _CMD_BEFORE, False),
+    ("a database dump or export", 0.25, _DUMPS, _CMD_BEFORE, False),
 )
+_WORDISH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def _hits(pattern: re.Pattern, before: str, text: str) -> set[str]:
+def _hits(keywords: tuple[str, ...], before: str, whole: bool, text: str) -> set[str]:
+    """The keywords found with ``before`` characters (or the start) in front; ``whole``: and
+    neither a word character nor a dot right after (``.env`` but not ``.envrc``)."""
     found = set()
-    for m in pattern.finditer(text):
-        s = m.start()
-        if s == 0 or text[s - 1] in before:
-            found.add(m.group())
-    return found  # distinct files or commands
+    for kw in keywords:
+        i = text.find(kw)
+        while i >= 0:
+            e = i + len(kw)
+            nxt = text[e] if e < len(text) else " "
+            if (i == 0 or text[i - 1] in before) and (not whole or (nxt not in _WORDISH and nxt != ".")) \
+                    and (kw[-1] in " |" or nxt not in _WORDISH):
+                found.add(kw)
+                break
+            i = text.find(kw, i + 1)
+    return found
 
 
 def signal_hits(redacted_text: str) -> dict[str, list[str]]:
     """What each signal matched (file names, command names: never a secret), to merge with later parts."""
-    return {reason: sorted(h) for reason, _w, pattern, before in SIGNALS if (h := _hits(pattern, before, redacted_text))}
+    return {reason: sorted(h) for reason, _w, kws, before, whole in SIGNALS
+            if (h := _hits(kws, before, whole, redacted_text))}
 
 
 def classify(counts: Counter, redacted_text: str, prior_hits: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -72,7 +84,7 @@ def classify(counts: Counter, redacted_text: str, prior_hits: dict[str, list[str
     found = signal_hits(redacted_text)
     for reason, old in (prior_hits or {}).items():
         found[reason] = sorted(set(found.get(reason, [])) | set(old))
-    for reason, w, _pattern, _before in SIGNALS:
+    for reason, w, _kws, _before, _whole in SIGNALS:
         hits = len(found.get(reason, []))
         if hits:
             keep *= (1 - w) ** min(hits, 3)

@@ -212,7 +212,9 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("teams_webhook", "regex", r"https://[A-Za-z0-9\-]+\.webhook\.office\.com/[^\s\"'<>]+"),
     _r("google_api_key", "regex", r"A(?<!\wA)Iza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
     _r("google_oauth_token", "regex", r"y(?<!\wy)a29\.[0-9A-Za-z_\-]{20,}"),
-    _r("stripe_key", "regex", r"k_(?<=[^\w][srp]k_)(?:live|test)_[A-Za-z0-9]{16,}\b|w(?<!\ww)hsec_[A-Za-z0-9]{24,}\b"),
+    _r("stripe_key", "regex", r"_(?:live|test)_[A-Za-z0-9]{16,}\b", 0,
+       lambda v: re.fullmatch(r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", v) is not None, left="srpk"),
+    _r("stripe_key", "regex", r"w(?<!\ww)hsec_[A-Za-z0-9]{24,}\b"),
     _r("npm_token", "regex", r"n(?<!\wn)pm_[A-Za-z0-9]{36}\b"),
     _r("pypi_token", "regex", r"p(?<!\wp)ypi-AgE[A-Za-z0-9_\-]{50,}"),
     _r("huggingface_token", "regex", r"h(?<!\wh)f_[A-Za-z0-9]{30,}\b"),
@@ -226,7 +228,8 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("age_secret_key", "regex", r"A(?<!\wA)GE-SECRET-KEY-1[0-9A-Z]{58}\b"),
     _r("azure_storage_key", "regex", r"(?:accountkey|sharedaccesskey)=([a-z0-9+/]{40,100}={0,2})", 1, None, 0, lower=True),
     _r("jwt", "regex", r"e(?<!\we)yJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    _r("bearer_token", "regex", r"(?:bearer|token|basic)[ \t]+([a-z0-9_\-.~+/]{16,}=*)", 1, not_placeholder, lower=True),
+    *(_r("bearer_token", "regex", word + r"[ \t]+([a-z0-9_\-.~+/]{16,}=*)", 1, not_placeholder, lower=True, keywords=())
+      for word in ("bearer", "token", "basic")),
     _r("url_password", "regex", r"://(?<=[A-Za-z0-9]://)[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@", 1, not_placeholder),
     _r("secret_assignment", "regex",
        r"(?:api[_-]?key|apikey|secret|secret[_-]?key|access[_-]?key|access[_-]?token"
