@@ -56,10 +56,10 @@ def _render(res: dict) -> None:
 
 def _capture(env: Env, agents: list[str], paths: tuple[str, ...], sweep: bool, project: str | None, as_json: bool) -> None:
     def go():
-        from ..security.tools import capture_filter
+        from ..security import capture_filter_for
 
         bucket = Bucket.open(env.bucket)
-        security = capture_filter(env.home, env.environ, env.user_home)
+        security = capture_filter_for(env.home, env.environ, env.user_home)
         merged: dict = {}
         for name in agents:
             mod = agent_module(name)

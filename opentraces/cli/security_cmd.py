@@ -39,6 +39,7 @@ def security_cmd(env: Env, policy, tools, enable, disable, as_json) -> None:
         elif tools:
             changes = pol.set_flags(doc, {t: bool(enable) for t in tools})
         if policy is not None or tools:
+            _key_if_anonymizing(doc)
             config_mod.save(env.home, doc)
             for t in changes["disabled"]:
                 click.echo(f"warning: turned off security.{t}.enabled (machine-global: capture-time filtering "
@@ -53,6 +54,16 @@ def security_cmd(env: Env, policy, tools, enable, disable, as_json) -> None:
         return {"security": pol.describe(doc), "changes": changes}, render, 0
 
     run("bucket.security", as_json, go)
+
+
+def _key_if_anonymizing(doc) -> None:
+    """Create the pseudonym key when path_anonymizer is on, so two hooks never race to create it."""
+    import secrets
+
+    from ..security.tools import KEY_PATH
+
+    if config_mod.get(doc, "security.path_anonymizer.enabled") and config_mod.get(doc, KEY_PATH) is None:
+        config_mod.put(doc, KEY_PATH, secrets.token_hex(32))
 
 
 @click.group("config")
@@ -115,6 +126,7 @@ def set_cmd(env: Env, key: str, value: str, as_json: bool) -> None:
                 raise RefusedError(f"{key} takes true or false, not {value!r}", f"run 'opentraces config set {key} true'")
             tool = key.split(".")[1]
             changes = pol.set_flags(doc, {tool: value.lower() == "true"})
+            _key_if_anonymizing(doc)
             stored: object = value.lower() == "true"
         else:
             stored = config_mod.check_remote_url(value)

@@ -84,10 +84,10 @@ def hook_cli(env: Env, timeout: float | None) -> None:
     watchdog.daemon = True
     watchdog.start()
     try:
-        from ..security.tools import capture_filter
+        from ..security import capture_filter_for
 
         bucket = Bucket(env.bucket)
-        security = capture_filter(env.home, env.environ, env.user_home)  # a broken config: no capture, logged
+        security = capture_filter_for(env.home, env.environ, env.user_home)  # a broken config: no capture, logged
         try:
             fd = sys.stdin.fileno()
         except (AttributeError, OSError, ValueError):  # in-process runner: stdin is not a file
@@ -172,6 +172,9 @@ def bucket_cmd(env: Env, remote_url, policy, enable, disable, as_json) -> None:
             config.check_remote_url(url)
             checked = transport_for(env, url).check()  # exit 3 with the server's reason; nothing saved
             config.put(doc, "bucket.remote", url)
+        from .security_cmd import _key_if_anonymizing
+
+        _key_if_anonymizing(doc)
         config.save(env.home, doc)
         for tool in changes["disabled"]:
             click.echo(f"warning: the policy turned off security.{tool}.enabled (machine-global)", err=True)
