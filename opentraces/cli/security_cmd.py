@@ -48,10 +48,13 @@ def security_cmd(env: Env, policy, tools, enable, disable, as_json) -> None:
         def render(r):
             s = r["security"]
             echo(f"policy  {s['policy']}  (scope: {s['scope']})")
-            for t, on in s["tools"].items():
-                echo(f"  {'on ' if on else 'off'}  {t}")
+            for t, st in r["tool_states"].items():
+                echo(f"  {st['state']:<11} {t:<16} {st['reason']}")
 
-        return {"security": pol.describe(doc), "changes": changes}, render, 0
+        from ..security.tools import tool_states
+
+        return {"security": pol.describe(doc), "changes": changes,
+                "tool_states": tool_states(doc, env.environ)}, render, 0
 
     run("bucket.security", as_json, go)
 

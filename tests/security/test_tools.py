@@ -193,3 +193,14 @@ def test_user_names_outside_paths_inside_json_lines():
     p = pseudonym(KEY, "alice")
     assert orjson.loads(out) == {"cwd": f"/home/{p}/x", "out": f"whoami\n{p}\n",
                                  "p": f"I told alice that {p}@box is up; USER={p}"}
+
+
+def test_the_inspector_reports_each_tools_state_and_reason(cli):
+    assert cli("bucket", "security", "--policy", "strict").exit_code == 0
+    doc = cli("bucket", "security", "--json").json
+    states = doc["tool_states"]
+    assert set(states) == {"regex", "entropy", "trufflehog", "privacy_filter", "business_logic", "path_anonymizer",
+                           "classifier"}
+    assert all(s["state"] in ("enabled", "disabled", "missing", "unavailable") and s["reason"] for s in states.values())
+    assert states["regex"]["state"] == "enabled"
+    assert set(doc["security"]) == {"enabled", "tools", "scope", "policy", "available_policies"}  # the seed's shape
