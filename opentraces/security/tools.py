@@ -26,7 +26,7 @@ from .policy import TOOLS, enabled, policy_of
 from .redact import SECURITY_VERSION, Redactor, SessionRedaction, pseudonym
 from . import rules
 
-KEY_PATH = "security.key"  # hex; keys the home-folder pseudonyms (never stored in the bucket)
+KEY_PATH = "security.path_anonymizer.key"  # hex; keys the home-folder pseudonyms (never stored in the bucket)
 TERMS_PATH = "security.business_logic.terms"
 MODEL_PATH = "security.privacy_filter.model"
 
