@@ -100,6 +100,11 @@ def ip_ok(value: str) -> bool:
     return True
 
 
+def internal_host_ok(value: str) -> bool:
+    """``.local`` names a host only with two labels or more: ``env.local``, ``settings.local`` are files."""
+    return not value.lower().endswith(".local") or value.count(".") >= 2
+
+
 def ssn_ok(value: str) -> bool:
     a, b, c = value.split("-")
     return a not in ("000", "666") and not a.startswith("9") and b != "00" and c != "0000"
@@ -177,7 +182,7 @@ KEYWORDS: dict[str, tuple[str, ...]] = {
     "shopify_token": ("shp",), "linear_key": ("lin_",), "databricks_token": ("dapi",), "telegram_bot_token": (":aa",),
     "age_secret_key": ("age-secret-key-",), "azure_storage_key": ("accountkey", "sharedaccesskey"), "jwt": ("eyj",),
     "bearer_token": ("bearer", "token", "basic"), "url_password": ("://",),
-    "secret_assignment": ("key", "secret", "token", "passw", "pwd", "credential"), "email": ("@",),
+    "secret_assignment": ("key", "secret", "token", "passw", "passphrase", "pwd", "credential"), "email": ("@",),
     "collaboration_url": ("slack.com", "atlassian.net", "notion.", "linear.app", "google.com", "microsoft.com",
                           "zoom.us", "figma.com", "sharepoint.com", "miro.com", "asana.com", "trello.com",
                           "monday.com", "clickup.com"),
@@ -226,6 +231,13 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("databricks_token", "regex", r"d(?<!\wd)api[a-f0-9]{32}(?:-\d)?\b"),
     _r("telegram_bot_token", "regex", r":AA(?<=\d:AA)[A-Za-z0-9_\-]{33}\b", 0, lambda v: re.fullmatch(r"\d{8,10}:AA.{33}", v) is not None, left="0123456789"),
     _r("age_secret_key", "regex", r"A(?<!\wA)GE-SECRET-KEY-1[0-9A-Z]{58}\b"),
+    _r("google_oauth_secret", "regex", r"G(?<!\wG)OCSPX-[A-Za-z0-9_\-]{24,}"),
+    _r("mailgun_key", "regex", r"k(?<!\wk)ey-[0-9a-f]{32}\b"),
+    _r("mailchimp_key", "regex", r"-us(?<=[0-9a-f]{32}-us)\d{1,2}\b", 0, None, left="0123456789abcdef"),
+    _r("square_token", "regex", r"s(?<!\ws)q0(?:atp|csp|idp)-[A-Za-z0-9_\-]{22,}"),
+    _r("groq_key", "regex", r"g(?<!\wg)sk_[A-Za-z0-9]{40,}"),
+    _r("xai_key", "regex", r"x(?<!\wx)ai-[A-Za-z0-9]{60,}"),
+    _r("replicate_token", "regex", r"r(?<!\wr)8_[A-Za-z0-9]{37}\b"),
     _r("azure_storage_key", "regex", r"(?:accountkey|sharedaccesskey)=([a-z0-9+/]{40,100}={0,2})", 1, None, 0, lower=True),
     _r("jwt", "regex", r"e(?<!\we)yJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
     *(_r("bearer_token", "regex", word + r"[ \t]+([a-z0-9_\-.~+/]{16,}=*)", 1, not_placeholder, lower=True, keywords=())
@@ -233,12 +245,24 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("url_password", "regex", r"://(?<=[A-Za-z0-9]://)[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@", 1, not_placeholder),
     _r("secret_assignment", "regex",
        r"(?:api[_-]?key|apikey|secret|secret[_-]?key|access[_-]?key|access[_-]?token"
-       r"|auth[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|pwd|private[_-]?token|credentials?)"
+       r"|auth[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|passphrase|pwd|private[_-]?token"
+       r"|credentials?)"
        r"[A-Za-z0-9_\-]{0,32}" + _KEYWORD_VALUE, 1, not_placeholder, lower=True),
+    # a secret given as a command-line flag, in prose, or in a .netrc/.pgpass line
+    _r("secret_assignment", "regex",
+       r"--(?:password|passwd|pass|passphrase|token|api-key|apikey|secret|client-secret)[= ]+[\"']?([^\s\"']{4,})", 1,
+       not_placeholder, keywords=("--pass", "--token", "--api", "--secret", "--client-secret")),
+    _r("secret_assignment", "regex", r"(?:password|passphrase|passwd) (?:is|was|for \S+ is) [\"'`]?([^\s\"'`]{4,})", 1,
+       not_placeholder, lower=True, keywords=("password", "passphrase", "passwd")),
+    _r("secret_assignment", "regex", r"machine\s+\S+\s+login\s+\S+\s+password\s+(\S+)", 1, not_placeholder,
+       keywords=("machine",)),
+    _r("secret_assignment", "regex", r"m(?<!\wm)ysql\b[^\n]*?\s-p([^\s\-][^\s]{3,})", 1, not_placeholder,
+       keywords=("mysql",)),
     # structured PII
     _r("email", "regex", r"@(?<=[A-Za-z0-9._%+\-]@)[A-Za-z0-9][A-Za-z0-9\-]{0,62}(?:\.[A-Za-z0-9\-]{1,63})*\.[A-Za-z]{2,24}\b",
        0, email_ok, left=_ALNUM + "._%+-"),
     _r("credit_card", "regex", r"\d(?<![\d.\-]\d)\d{3}[ \-]?(?:\d{4}[ \-]?){1,2}\d{4}(?:[ \-]?\d{1,3})?(?![\d.\-])", 0, luhn_ok, numeric=True),
+    _r("credit_card", "regex", r"3(?<![\d.\-]3)[47]\d{2}[ \-]?\d{6}[ \-]?\d{5}(?![\d.\-])", 0, luhn_ok, numeric=True),  # Amex 4-6-5
     _r("iban", "regex", r"[A-Z](?<![\w][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b", 0, iban_ok),
     _r("us_ssn", "regex", r"\d(?<![\d\-]\d)\d{2}-\d{2}-\d{4}(?![\d\-])", 0, ssn_ok, numeric=True),
     _r("phone", "regex", r"\+(?<![\w.+\-/]\+)\d{1,3}[ .\-]?\(?\d{1,4}\)?(?:[ .\-]?\d{2,4}){2,4}(?![\w.\-/])", 0, phone_ok, numeric=True),
@@ -261,7 +285,7 @@ BUSINESS_RULES: tuple[Rule, ...] = (
     _r("collaboration_url", "business_logic", r"https?://(?:" + "|".join(_COLLAB_HOSTS) + r")/[^\s\"'<>)\]]*", 0, None, lower=True),
     _r("internal_host", "business_logic",
        r"\.(?<=[a-z0-9]\.)(?:internal|corp|intranet|lan|private|localdomain|intra|local|svc\.cluster\.local)(?![\w\-])",
-       0, None, lower=True, left="abcdefghijklmnopqrstuvwxyz0123456789.-"),
+       0, internal_host_ok, lower=True, left="abcdefghijklmnopqrstuvwxyz0123456789.-"),
     _r("aws_account_id", "business_logic", r"a(?<!\wa)rn:aws[a-z\-]*:[a-z0-9\-]*:[a-z0-9\-]*:(\d{12})(?=:)", 1, keywords=("arn:aws",)),
     _r("aws_account_id", "business_logic", r"(?<=(\d{12}))\.dkr\.ecr\.", 1, keywords=(".dkr.ecr.",)),
     _r("aws_account_id", "business_logic", r"account[_ \-]?id[\"']?\s*[:=]?\s*[\"']?(\d{12})\b", 1, lower=True),

@@ -92,6 +92,10 @@ def planted(seed: int = 0, user: str = "malvina") -> list[tuple[str, str, str]]:
         ("collaboration_url", "see {v}", f"https://{_rand(rng, a, 6)}.atlassian.net/browse/{_rand(rng, A, 3)}-{rng.randint(10, 999)}"),
         ("business_term", "the {v} launch is confidential", "Project" + _rand(rng, A, 1) + _rand(rng, a, 7)),
         ("home_user", "ls /home/{v}/.ssh", user),
+        ("cli_password", "mysql -u app -p{v} prod", _rand(rng, an, 12)),
+        ("prose_password", "the staging password is {v} today", _rand(rng, a, 6) + _rand(rng, d, 3)),
+        ("google_oauth_secret", None, "GOCSPX-" + _rand(rng, an + "-_", 28)),
+        ("amex", "amex {v}", (lambda c: f"{c[:4]} {c[4:10]} {c[10:]}")(_luhn_complete("37" + "".join(rng.choice(d) for _ in range(12))))),
     ]
     return [(k, (tpl or "{v}").format(v=v), v) for k, tpl, v in out]
 
@@ -123,7 +127,7 @@ def plant(data: bytes, lines: list[str], user: str) -> bytes:
                 except orjson.JSONDecodeError:
                     return v
             if key in TEXT_KEYS and v:
-                return _plant_text(v, next_line())
+                return _plant_text(v, next_line() + "\n" + next_line())
             if key == "file_path" or key == "path":
                 return v.replace("/workspace/", f"/home/{user}/")
             return v

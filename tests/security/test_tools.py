@@ -204,3 +204,19 @@ def test_the_inspector_reports_each_tools_state_and_reason(cli):
     assert all(s["state"] in ("enabled", "disabled", "missing", "unavailable") and s["reason"] for s in states.values())
     assert states["regex"]["state"] == "enabled"
     assert set(doc["security"]) == {"enabled", "tools", "scope", "policy", "available_policies"}  # the seed's shape
+
+
+@pytest.mark.parametrize("text,value", [
+    ("mysql -u root -pS3cr3tPw db", "S3cr3tPw"), ("psql --password=Hunt3rTwo", "Hunt3rTwo"),
+    ("my password is tr0ub4dor&3 ok", "tr0ub4dor&3"), ("passphrase: correct-horse-battery", "correct-horse-battery"),
+    ("machine api.example.net login bob password q9Zk2pLm", "q9Zk2pLm"),
+    ("GOCSPX-abcdefghijklmnopqrstuvwxyz12", "GOCSPX-abcdefghijklmnopqrstuvwxyz12"),
+    ("amex 3782 822463 10005", "822463"), ("sq0atp-abcdefghijklmnopqrstuv12", "sq0atp-abcdefghijklmnopqrstuv12"),
+])
+def test_secrets_given_as_flags_in_prose_and_other_formats(text, value):
+    assert value not in red(text), red(text)
+
+
+def test_prose_about_passwords_is_left_alone():
+    for text in ["the password reset flow works", "rotate the token weekly", "see --password-file for details"]:
+        assert red(text) == text
