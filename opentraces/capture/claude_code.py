@@ -97,6 +97,18 @@ def discover(root: Path) -> list[Path]:
 # small helpers
 
 
+def _recorded_ms(tur: Any) -> int | None:
+    """The duration Claude Code recorded for a tool call (``toolUseResult.durationMs``, or
+    ``totalDurationMs`` for a sub-agent), in whole milliseconds."""
+    if not isinstance(tur, dict):
+        return None
+    for key in ("durationMs", "totalDurationMs"):
+        v = tur.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+            return int(round(v))
+    return None
+
+
 def _blocks(content: Any) -> list[dict]:
     if isinstance(content, list):
         return [b for b in content if isinstance(b, dict)]
@@ -321,7 +333,8 @@ class _Parser(ParserState):
                 continue
             is_error = block.get("is_error") is True
             text = text_of(block.get("content"))
-            step = self.observe(no, call_id, call, text, "tool_error" if is_error else None, t)
+            step = self.observe(no, call_id, call, text, "tool_error" if is_error else None, t,
+                                _recorded_ms(tur))
             if is_error:
                 continue
             if call["name"] in _TASK_TOOLS and isinstance(tur, dict) and step.traj_ref is None:

@@ -111,6 +111,26 @@ def _reasoning_text(p: dict) -> str | None:
     return None
 
 
+def _duration_ms(d: Any) -> int | None:
+    """``{"secs": 0, "nanos": 41200000}`` (exec_command_end) as whole milliseconds."""
+    if isinstance(d, dict) and isinstance(d.get("secs"), int) and isinstance(d.get("nanos", 0), int):
+        return int(round(d["secs"] * 1000 + d.get("nanos", 0) / 1e6))
+    return None
+
+
+def _output_ms(output: Any) -> int | None:
+    """``metadata.duration_seconds`` of a function or custom tool output, as milliseconds."""
+    if isinstance(output, str) and output.startswith("{") and "duration_seconds" in output:
+        try:
+            meta = json.loads(output).get("metadata")
+        except (ValueError, AttributeError):
+            return None
+        v = meta.get("duration_seconds") if isinstance(meta, dict) else None
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+            return int(round(v * 1000))
+    return None
+
+
 def _output_info(output: Any) -> tuple[str | None, int | None, bool | None]:
     """(text, exit code, success flag) of a tool output, whichever are known."""
     success: bool | None = None
@@ -381,7 +401,7 @@ class _Parser(ParserState):
         failed = (code is not None and code != 0) or success is False
         if call["patch"] is not None and not failed and code is None:
             failed = not _patch_succeeded(text, code, success)
-        self.observe(no, call_id, call, text, "tool_error" if failed else None, t)
+        self.observe(no, call_id, call, text, "tool_error" if failed else None, t, _output_ms(p.get("output")))
         self.decide_patch(call_id, call, not failed, t)
 
     # -- events --------------------------------------------------------------
@@ -413,6 +433,11 @@ class _Parser(ParserState):
             if call is None or not isinstance(code, int):
                 return
             call["exit"] = code
+            ms = _duration_ms(p.get("duration"))
+            if call["answered"]:
+                self.record_duration(no, call_id, call, ms)
+            elif ms is not None:
+                call["recorded_ms"] = ms
             if code != 0 and call["answered"]:
                 step = self.steps[call["step"]]
                 for o in step.obs:

@@ -440,16 +440,33 @@ class ParserState:
         return call
 
     def observe(self, line: int, call_id: str, call: dict, text: str | None, error: str | None,
-                t: str | None) -> StepState:
-        """Give the calling step the result as an observation and the call its duration."""
+                t: str | None, recorded_ms: int | None = None) -> StepState:
+        """Give the calling step the result as an observation and the call its duration: the one
+        the agent recorded (``recorded_ms``, or one recorded earlier in ``call["recorded_ms"]``),
+        else the time between the call's row and the result's row."""
         step = self.steps[call["step"]]
         step.obs.append(observation(call_id, text, error))
-        duration = millis_between(call["time"], t)
+        if recorded_ms is not None:
+            call["recorded_ms"] = recorded_ms
+        duration = call.get("recorded_ms")
+        if duration is None:
+            duration = millis_between(call["time"], t)
         for c in step.calls:
             if c["tool_call_id"] == call_id:
                 c["duration_ms"] = duration
         step.lines.add(line)
         return step
+
+    def record_duration(self, line: int, call_id: str, call: dict, ms: int | None) -> None:
+        """The agent recorded how long a call ran (it may say so after the result row)."""
+        if ms is None or ms < 0:
+            return
+        call["recorded_ms"] = ms
+        step = self.steps[call["step"]]
+        for c in step.calls:
+            if c["tool_call_id"] == call_id and c["duration_ms"] != ms:
+                c["duration_ms"] = ms
+                step.lines.add(line)
 
     def new_patch(self, call: dict, call_id: str, path: str, time: str, tool_name: str | None = None) -> PatchRecord:
         """The next patch of the session, made by ``call``; contents still unset."""

@@ -218,7 +218,8 @@ def test_fixture1_reasoning_tokens_and_errors():
     assert failed["observations"][0]["error"] == "tool_error"
     assert failed["observations"][0]["content"].startswith("apply_patch verification failed")
     assert s.steps[1].record["observations"][0]["error"] is None
-    assert s.steps[1].record["tool_calls"][0]["duration_ms"] == 3411  # call 10:02:10.370, output 10:02:13.781
+    # the duration Codex recorded (exec_command_end: 41.2 ms), not the 3,411 ms between the call and output rows
+    assert s.steps[1].record["tool_calls"][0]["duration_ms"] == 41
     assert s.steps[8].record["content"].startswith("Added `slugify`")
     assert all(st.record["model"] == "gpt-5.3-codex" for st in s.steps if st.record["role"] == "agent")
 
