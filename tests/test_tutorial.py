@@ -48,7 +48,7 @@ def test_capture_inspect_verify_replay(tmp_path: Path, cli):
 
     # 3. Inspect: the trace, its patch, anchored to the commit that accepted it.
     rec = cli("--bucket", bucket, "trace", "get", trace_id[:8], "--json").json["trace"]
-    assert rec["agent"]["name"] == "claude-code" and rec["agent"]["model"] == "claude-opus-4-8"
+    assert rec["agent"]["name"] == "claude-code" and rec["agent"]["model"] == "anthropic/claude-opus-4-8"
     [patch] = rec["patches"]
     assert patch["file_path"] == "src/app.py"
     assert patch["anchor"]["found"] and patch["anchor"]["commit_sha"] == accepted

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable
 
+from .models import schema_model
 from .schema import content_hash, normalize_record
 
 TIER_LINK = {
@@ -105,6 +106,8 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     step_records = []
     for idx in sorted(steps):
         rec = dict(_latest(steps[idx])["payload"]["record"])
+        if rec.get("model"):
+            rec["model"] = schema_model(rec["model"])
         node = nodes.get(idx)
         rec["context_node_id"] = node["payload"]["node_id"] if node is not None else None
         step_records.append(rec)
@@ -179,7 +182,7 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
         "execution_context": "devtime",
         "task": {"description": fp.get("task"), "source": "user_prompt" if fp.get("task") else None,
                  "base_commit": fp.get("git_commit")},
-        "agent": {"name": sp["agent"], "version": fp.get("agent_version"), "model": fp.get("model")},
+        "agent": {"name": sp["agent"], "version": fp.get("agent_version"), "model": schema_model(fp.get("model"))},
         "environment": {"vcs": {"type": "git" if (fp.get("git_branch") or fp.get("git_commit")) else "none",
                                 "branch": fp.get("git_branch"), "base_commit": fp.get("git_commit")}},
         "steps": step_records,
