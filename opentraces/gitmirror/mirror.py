@@ -31,6 +31,7 @@ from gitref.objects import BLOB
 from .. import layout, refnames, statefiles
 from ..blobs import blob_path, blob_problem, read_raw, referenced_blobs
 from ..bucket import Bucket
+from ..refilters import RECORDS
 from ..encoding import address
 from ..errors import OfflineError
 from ..projections import manifest as manifest_mod
@@ -148,6 +149,7 @@ def _bucket_changes(bucket: Bucket, traces: Iterable[tuple[str, str]], batches: 
         shards.add(manifest_mod.shard_path(manifest_mod.shard_of(trace_id)))
     for name in batches:
         changes[f"{layout.BATCHES}/{name}"] = (root / layout.BATCHES / name).read_bytes()
+    changes.update(_files_under(root, RECORDS))  # re-filter records: few, small, and every machine needs them
     for rel in (layout.INDEX, layout.MANIFEST, *sorted(shards)):
         try:
             changes[rel] = (root / rel).read_bytes()

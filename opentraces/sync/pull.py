@@ -60,6 +60,8 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
                     f"the remote was re-filtered (record {ids}, {sum(len(r.get('traces') or []) for r in adopted)} "
                     "trace(s)): its history replaces batches this bucket holds; nothing was changed here",
                     "run 'opentraces bucket remote pull --adopt-refilter' to replace your copies with the filtered ones")
+            if not adopted:
+                _keep_records(bucket, repo, staged)
             index = bucket.index() or {"writers": {}}
             heads = _kept_heads(bucket, adopted) if adopted else index["writers"]
             incoming = staging.verify_events(repo, staged, heads, ignore_local_refs=bool(adopted))
@@ -193,6 +195,20 @@ def _refilter_to_adopt(bucket: Bucket, repo: pygit2.Repository, staged: dict[str
             doc["_file"] = name
             out.append(doc)
     return out
+
+
+def _keep_records(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> None:
+    """Re-filter records of the remote this bucket lacks (none touches its batches): kept, so its
+    pushes carry them on and a machine that still holds the replaced batches is told."""
+    from ..encoding import pretty_json
+    from ..fsio import atomic_write
+    from ..ids import check_component
+
+    have = {r.get("id") for r in records(bucket.root)}
+    for name, doc in _staged_records(repo, staged):
+        if doc.get("id") not in have:
+            check_component(name, "re-filter record")
+            atomic_write(bucket.root / RECORDS / name, pretty_json(doc))
 
 
 def _kept_heads(bucket: Bucket, adopted: list[dict[str, Any]]) -> dict[str, dict]:

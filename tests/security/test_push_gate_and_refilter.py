@@ -206,3 +206,32 @@ def test_verify_names_a_replaced_batch_that_came_back(cli, tmp_path):
     (bucket / "events/v1/batches" / name).write_bytes(data)  # an old copy restored from a backup
     v = verify_full(cli, bucket)
     assert v["exit"] != 0 and "refilter_undone" in {p["kind"] for p in v["problems"]}
+
+
+def test_a_machine_that_never_held_the_old_batches_carries_the_record_on(tmp_path, bare_remote):
+    """C joins after A's re-filter: its pull keeps A's record, and C's own pushes keep it in the
+    remote's bucket tree, so B (who still holds the replaced batches) is still told."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sync"))
+    from syncrig import Machine, session
+
+    values = planted(seed=47, user=USER)
+    sessions = planted_sessions(tmp_path, values)
+    a, c = Machine(tmp_path, "a"), Machine(tmp_path, "c")
+    for m in (a, c):
+        m.connect(bare_remote, policy="off")
+    a.json("capture", "claude-code", *sessions["claude-code"])
+    a.json("bucket", "remote", "push")
+    a.json("bucket", "security", "--policy", "recommended")
+    a.json("bucket", "refilter")
+    flagged = [i["trace_id"] for i in a.json("bucket", "review")["flagged"]]
+    if flagged:
+        a.json("bucket", "review", "--clear", *flagged)
+    a.json("bucket", "remote", "push")
+    c.json("bucket", "remote", "pull")
+    assert list((c.bucket / "events/v1/refilters").glob("*.json"))
+    c.json("capture", "claude-code", session(tmp_path / "c-s" / "c.jsonl", 7, 9))
+    c.json("bucket", "remote", "push")
+    tree = subprocess.run(["git", f"--git-dir={bare_remote.repo}", "ls-tree", "-r", "--name-only",
+                           "refs/opentraces/v1/bucket", "events/v1/refilters"], capture_output=True, text=True,
+                          check=True).stdout
+    assert tree.strip(), "the record left the remote's bucket tree"
