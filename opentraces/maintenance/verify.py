@@ -102,7 +102,7 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
     refilter_records = refilters.records(bucket.root)
     if refilter_records:
         on_disk = set(bucket.batch_names())
-        dropped = refilters.dropped_events(bucket.root)
+        dropped = refilters.dropped_events(bucket.root, refilter_records)
         for rec in refilter_records:
             for old, new in (rec.get("batches") or {}).items():
                 if old != new and old in on_disk:

@@ -31,7 +31,6 @@ import os
 from dataclasses import replace
 from typing import Any
 
-import orjson
 import pygit2
 
 import gitref
@@ -43,12 +42,11 @@ from ..bucket import Bucket
 from ..capture.agents import AGENTS, agent_module
 from ..capture.emit import session_events
 from ..capture.run import _project_for
-from ..encoding import address, canonical_json, pretty_json
+from ..encoding import address, canonical_json
 from ..errors import OfflineError, RefusedError
 from ..events import make_event
-from ..fsio import atomic_write
 from ..maintenance.scan import scan_batches
-from ..refilters import RECORD_FORMAT, RECORDS
+from ..refilters import RECORD_FORMAT, drop_replaced_batches, write_record
 from . import gate as gate_mod
 from .tools import CaptureFilter
 
@@ -192,7 +190,7 @@ def refilter(writer, filt: CaptureFilter, trace_ids: list[str] | None = None, *,
     for old, (new, data) in sorted(renames.items()):
         if not (folder / new).exists():
             write_batch(folder, new, data)
-    atomic_write(bucket.root / RECORDS / f"{stamp[:19].replace(':', '')}Z-{record_id}.json", pretty_json(record))
+    write_record(bucket.root, f"{stamp[:19].replace(':', '')}Z-{record_id}.json", record)
     _finish(writer, {"record": record})
     out.update({"batches_rewritten": len(renames), "events_dropped": len(dropped), "events_written": len(new_events),
                 "record": record_id})
@@ -220,29 +218,31 @@ def _rechain(batches, dropped: set[str]) -> dict[str, tuple[str, bytes]]:
 
 
 def _finish(writer, state: dict[str, Any]) -> None:
-    """Delete the replaced batches, rebuild projections and a fresh mirror, drop unreachable blobs."""
+    """Delete the replaced batches, then rebuild everything derived without the old history."""
+    drop_replaced_batches(writer.bucket.root, [state["record"]])
+    repo = _mirror(writer.bucket)
+    drop_old_history(writer, repo, keep_staging=False)
+    _remove_state(writer.bucket, PENDING)
+
+
+def drop_old_history(writer, repo: pygit2.Repository | None, *, keep_staging: bool) -> None:
+    """After batches were replaced on purpose (a re-filter here, or one adopted from a remote):
+    drop the mirror's refs (and staging refs unless a pull still needs them), rebuild projections
+    and mirror from the files, delete blobs no event cites, and drop every unreachable object."""
     from ..maintenance.prune import prune
 
-    bucket: Bucket = writer.bucket
-    record = state["record"]
-    folder = bucket.root / layout.BATCHES
-    for old, new in record["batches"].items():
-        if old != new and (folder / new).exists():
-            try:
-                os.unlink(folder / old)
-            except FileNotFoundError:
-                pass
-    repo = _mirror(bucket)
     if repo is not None:
-        for name in list(gitref.list_refs(repo, refnames.PREFIX)) + list(gitref.list_refs(repo, refnames.STAGING_PREFIX)):
-            repo.references.delete(name)
+        names = list(gitref.list_refs(repo, refnames.PREFIX))
+        if not keep_staging:
+            names += list(gitref.list_refs(repo, refnames.STAGING_PREFIX))
         if gitref.get_ref(repo, refnames.MAIN) is not None:
-            repo.references.delete(refnames.MAIN)
-    writer.repair()  # projections and the mirror, from the rewritten batches
-    prune(writer, dry_run=False)  # blobs only the dropped events cited
+            names.append(refnames.MAIN)
+        for name in names:
+            repo.references.delete(name)
+    writer.repair()
+    prune(writer, dry_run=False)
     if repo is not None:
         gitref.drop_unreachable(repo)
-    _remove_state(bucket, PENDING)
 
 
 def _remove_state(bucket: Bucket, name: str) -> None:
@@ -262,15 +262,4 @@ def _history(repo: pygit2.Repository) -> set[str]:
     """Every commit reachable from the mirror's managed refs."""
     from ..gitmirror.mirror import managed_refs
 
-    seen: set[str] = set()
-    stack = [oid for oid in managed_refs(repo).values()]
-    while stack:
-        oid = stack.pop()
-        if str(oid) in seen or oid not in repo:
-            continue
-        obj = repo[oid]
-        if not isinstance(obj, pygit2.Commit):
-            continue
-        seen.add(str(oid))
-        stack.extend(obj.parent_ids)
-    return seen
+    return {str(c.id) for tip in managed_refs(repo).values() for c in gitref.only_in(repo, tip, None)}

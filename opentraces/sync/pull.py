@@ -13,20 +13,18 @@ can fetch them and ``verify`` can tell lazy from lost.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-import orjson
 import pygit2
 
 import gitref
 
 from .. import layout, refnames
-from ..batches import NAME_RE, write_batch
+from ..batches import write_batch
 from ..bucket import Bucket
 from ..errors import CorruptionError
 from ..gitmirror.mirror import move_ref, open_mirror
-from ..refilters import RECORD_FORMAT, RECORDS, records
+from ..refilters import RECORDS, drop_replaced_batches, parse_record, records, write_record
 from ..writer import writing
 from . import staging
 from .state import record_remote
@@ -174,11 +172,9 @@ def _staged_records(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> l
         return []
     out = []
     for entry in repo[folder.id]:
-        try:
-            doc = orjson.loads(repo[entry.id].data)
-        except (orjson.JSONDecodeError, KeyError, AttributeError):
-            continue
-        if isinstance(doc, dict) and doc.get("format") == RECORD_FORMAT and isinstance(doc.get("batches"), dict):
+        obj = repo.get(entry.id)
+        doc = parse_record(obj.data) if isinstance(obj, pygit2.Blob) else None
+        if doc is not None:
             out.append((entry.name, doc))
     return out
 
@@ -200,15 +196,10 @@ def _refilter_to_adopt(bucket: Bucket, repo: pygit2.Repository, staged: dict[str
 def _keep_records(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> None:
     """Re-filter records of the remote this bucket lacks (none touches its batches): kept, so its
     pushes carry them on and a machine that still holds the replaced batches is told."""
-    from ..encoding import pretty_json
-    from ..fsio import atomic_write
-    from ..ids import check_component
-
     have = {r.get("id") for r in records(bucket.root)}
     for name, doc in _staged_records(repo, staged):
         if doc.get("id") not in have:
-            check_component(name, "re-filter record")
-            atomic_write(bucket.root / RECORDS / name, pretty_json(doc))
+            write_record(bucket.root, name, doc)
 
 
 def _kept_heads(bucket: Bucket, adopted: list[dict[str, Any]]) -> dict[str, dict]:
@@ -230,26 +221,11 @@ def _adopt(w, bucket: Bucket, repo: pygit2.Repository, adopted: list[dict[str, A
     """Replace this bucket's copies of the re-filtered batches by the verified remote ones, then
     rebuild projections and a mirror without the old history; blobs only the replaced events
     cited are deleted and no object of the old history stays in ``.git``."""
-    from ..encoding import pretty_json
-    from ..fsio import atomic_write
-    from ..ids import check_component
-    from ..maintenance.prune import prune
+    from ..security.refilter import drop_old_history
 
     for doc in adopted:  # first: repair and verify then know the replaced batches are gone on purpose
-        name = doc.pop("_file")
-        check_component(name, "re-filter record")
-        atomic_write(bucket.root / RECORDS / name, pretty_json(doc))
+        write_record(bucket.root, doc.pop("_file"), doc)
     written = _write_batches(bucket, incoming)
-    folder = bucket.root / layout.BATCHES
-    for doc in adopted:
-        for old, new in doc["batches"].items():
-            if old != new and NAME_RE.match(old) and (folder / new).exists():
-                (folder / old).unlink(missing_ok=True)
-    for ref in list(gitref.list_refs(repo, refnames.PREFIX)):
-        repo.references.delete(ref)
-    if gitref.get_ref(repo, refnames.MAIN) is not None:
-        repo.references.delete(refnames.MAIN)
-    w.repair()
-    prune(w, dry_run=False)
-    gitref.drop_unreachable(repo)
+    drop_replaced_batches(bucket.root, adopted)
+    drop_old_history(w, repo, keep_staging=True)  # the staged remote refs are merged next
     return written
