@@ -32,7 +32,7 @@ SEGMENT = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 AGENT_ID = re.compile(r"^(?:toolu|srvtoolu|msg|req|call|fc|resp|rs|ws|item|run|thread|asst|file|batch|evt|sess|conv"
                       r"|chatcmpl|ctc|tu|tool|step|span|trace)[_\-][A-Za-z0-9]+$")
 ID_KEY = re.compile(r"(?:[iI][dD]|uuid|Uuid|UUID|hash|Hash|sha|digest|etag|ETag|nonce|signature)\W{0,4}$")
-SKIP_BEFORE = ("sha1-", "sha256-", "sha384-", "sha512-", "base64,", "sha256:", "sha1:", "md5-")
+SKIP_BEFORE = ("base64,", "sha256:", "sha1:")  # a token right after these is a data URL or a digest
 INTEGRITY = ("sha1-", "sha256-", "sha384-", "sha512-", "md5-")  # lock files: "integrity": "sha512-..."
 MAX_LEN = 128
 RATIO = 0.86  # of the largest entropy the length allows

@@ -142,12 +142,11 @@ class Rule:
 
 
 def _r(kind: str, tool: str, pattern: str, group: int = 0, check=None, flags: int = 0, *, lower: bool = False,
-       left: str | None = None, keywords: tuple[str, ...] | None = None, numeric: bool = False) -> Rule:
-    kw = KEYWORDS.get(kind, ()) if keywords is None else keywords
-    if keywords is None and pattern[:1].isalnum() or pattern[:1] in ("@", ":", "-", "/"):
-        kw = ()  # starts with a literal: the regex engine's own prefix search beats a keyword check
-    return Rule(kind, tool, re.compile(pattern, flags), group, check, kw, lower, frozenset(left) if left else None,
-                numeric)
+       left: str | None = None, keywords: tuple[str, ...] = (), numeric: bool = False) -> Rule:
+    """A rule. ``keywords`` only for a pattern that does not start with a literal (a literal
+    start is found by the regex engine's own prefix search, faster than a keyword check)."""
+    return Rule(kind, tool, re.compile(pattern, flags), group, check, keywords, lower,
+                frozenset(left) if left else None, numeric)
 
 
 # where a card, SSN, phone number or IPv4 address can be: one pass for all of them instead of
@@ -171,25 +170,6 @@ def numeric_windows(scan: str) -> list[tuple[int, int]]:
 _ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
-KEYWORDS: dict[str, tuple[str, ...]] = {
-    "private_key": ("private key",), "aws_access_key": ("akia", "asia", "abia", "acca", "a3t"),
-    "aws_secret_key": ("aws",), "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
-    "gitlab_token": ("gl",), "anthropic_key": ("sk-ant-",), "openai_key": ("sk-",), "slack_token": ("xox",),
-    "slack_webhook": ("hooks.slack.com",), "discord_webhook": ("/api/webhooks/",),
-    "teams_webhook": ("webhook.office.com",), "google_api_key": ("aiza",), "google_oauth_token": ("ya29.",),
-    "stripe_key": ("_live_", "_test_", "whsec_"), "npm_token": ("npm_",), "pypi_token": ("pypi-age",),
-    "huggingface_token": ("hf_",), "sendgrid_key": ("sg.",), "twilio_key": ("sk",), "digitalocean_token": ("_v1_",),
-    "shopify_token": ("shp",), "linear_key": ("lin_",), "databricks_token": ("dapi",), "telegram_bot_token": (":aa",),
-    "age_secret_key": ("age-secret-key-",), "azure_storage_key": ("accountkey", "sharedaccesskey"), "jwt": ("eyj",),
-    "bearer_token": ("bearer", "token", "basic"), "url_password": ("://",),
-    "secret_assignment": ("key", "secret", "token", "passw", "passphrase", "pwd", "credential"), "email": ("@",),
-    "collaboration_url": ("slack.com", "atlassian.net", "notion.", "linear.app", "google.com", "microsoft.com",
-                          "zoom.us", "figma.com", "sharepoint.com", "miro.com", "asana.com", "trello.com",
-                          "monday.com", "clickup.com"),
-    "internal_host": (".internal", ".corp", ".intranet", ".lan", ".private", ".localdomain", ".intra", ".local"),
-    "aws_account_id": ("arn:aws", ".dkr.ecr.", "account"), "gcp_project": ("projects/", "project"),
-    "azure_subscription": ("subscriptions/",),
-}
 
 _PEM_HEAD = r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 _PEM_TAIL = r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
@@ -205,7 +185,7 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("private_key", "regex", PEM_RAW, 0, None, re.M),
     _r("aws_access_key", "regex", r"A(?<![A-Z0-9]A)(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z0-9]{16}(?![A-Z0-9])"),
     _r("aws_secret_key", "regex",
-       r"aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]?\s*[\"']?([a-z0-9/+]{40})(?![a-z0-9/+])", 1, lower=True),
+       r"aws.{0,24}?(?:secret|private)?.{0,8}?key[\"']?\s*[:=]?\s*[\"']?([a-z0-9/+]{40})(?![a-z0-9/+])", 1, lower=True, keywords=('aws',)),
     _r("github_token", "regex", r"g(?<!\wg)(?:hp|ho|hu|hs|hr)_[A-Za-z0-9]{36,255}\b|g(?<!\wg)ithub_pat_[A-Za-z0-9_]{22,255}\b"),
     _r("gitlab_token", "regex", r"g(?<!\wg)l(?:pat|dt|rt|ptt|cbt|oas|soat|ft|imt|agent)-[A-Za-z0-9_\-]{20,}"),
     _r("anthropic_key", "regex", r"s(?<!\ws)k-ant-[a-z]{3,6}\d{2}-[A-Za-z0-9_\-]{20,}"),
@@ -218,7 +198,7 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("google_api_key", "regex", r"A(?<!\wA)Iza[0-9A-Za-z_\-]{35}(?![0-9A-Za-z_\-])"),
     _r("google_oauth_token", "regex", r"y(?<!\wy)a29\.[0-9A-Za-z_\-]{20,}"),
     _r("stripe_key", "regex", r"_(?:live|test)_[A-Za-z0-9]{16,}\b", 0,
-       lambda v: re.fullmatch(r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", v) is not None, left="srpk"),
+       lambda v: re.fullmatch(r"[srp]k_(?:live|test)_[A-Za-z0-9]{16,}", v) is not None, left="srpk", keywords=('_live_', '_test_')),
     _r("stripe_key", "regex", r"w(?<!\ww)hsec_[A-Za-z0-9]{24,}\b"),
     _r("npm_token", "regex", r"n(?<!\wn)pm_[A-Za-z0-9]{36}\b"),
     _r("pypi_token", "regex", r"p(?<!\wp)ypi-AgE[A-Za-z0-9_\-]{50,}"),
@@ -238,16 +218,16 @@ REGEX_RULES: tuple[Rule, ...] = (
     _r("groq_key", "regex", r"g(?<!\wg)sk_[A-Za-z0-9]{40,}"),
     _r("xai_key", "regex", r"x(?<!\wx)ai-[A-Za-z0-9]{60,}"),
     _r("replicate_token", "regex", r"r(?<!\wr)8_[A-Za-z0-9]{37}\b"),
-    _r("azure_storage_key", "regex", r"(?:accountkey|sharedaccesskey)=([a-z0-9+/]{40,100}={0,2})", 1, None, 0, lower=True),
+    _r("azure_storage_key", "regex", r"(?:accountkey|sharedaccesskey)=([a-z0-9+/]{40,100}={0,2})", 1, None, 0, lower=True, keywords=('accountkey', 'sharedaccesskey')),
     _r("jwt", "regex", r"e(?<!\we)yJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    *(_r("bearer_token", "regex", word + r"[ \t]+([a-z0-9_\-.~+/]{16,}=*)", 1, not_placeholder, lower=True, keywords=())
+    *(_r("bearer_token", "regex", word + r"[ \t]+([a-z0-9_\-.~+/]{16,}=*)", 1, not_placeholder, lower=True)
       for word in ("bearer", "token", "basic")),
     _r("url_password", "regex", r"://(?<=[A-Za-z0-9]://)[^\s:/@\"'<>]{1,64}:([^\s@/\"'<>]{3,128})@", 1, not_placeholder),
     _r("secret_assignment", "regex",
        r"(?:api[_-]?key|apikey|secret|secret[_-]?key|access[_-]?key|access[_-]?token"
        r"|auth[_-]?token|refresh[_-]?token|client[_-]?secret|password|passwd|passphrase|pwd|private[_-]?token"
        r"|credentials?)"
-       r"[A-Za-z0-9_\-]{0,32}" + _KEYWORD_VALUE, 1, not_placeholder, lower=True),
+       r"[A-Za-z0-9_\-]{0,32}" + _KEYWORD_VALUE, 1, not_placeholder, lower=True, keywords=('key', 'secret', 'token', 'passw', 'passphrase', 'pwd', 'credential')),
     # a secret given as a command-line flag, in prose, or in a .netrc/.pgpass line
     _r("secret_assignment", "regex",
        r"--(?:password|passwd|pass|passphrase|token|api-key|apikey|secret|client-secret)[= ]+[\"']?([^\s\"']{4,})", 1,
@@ -285,12 +265,12 @@ BUSINESS_RULES: tuple[Rule, ...] = (
     _r("collaboration_url", "business_logic", r"https?://(?:" + "|".join(_COLLAB_HOSTS) + r")/[^\s\"'<>)\]]*", 0, None, lower=True),
     _r("internal_host", "business_logic",
        r"\.(?<=[a-z0-9]\.)(?:internal|corp|intranet|lan|private|localdomain|intra|local|svc\.cluster\.local)(?![\w\-])",
-       0, internal_host_ok, lower=True, left="abcdefghijklmnopqrstuvwxyz0123456789.-"),
+       0, internal_host_ok, lower=True, left="abcdefghijklmnopqrstuvwxyz0123456789.-", keywords=('.internal', '.corp', '.intranet', '.lan', '.private', '.localdomain', '.intra', '.local')),
     _r("aws_account_id", "business_logic", r"a(?<!\wa)rn:aws[a-z\-]*:[a-z0-9\-]*:[a-z0-9\-]*:(\d{12})(?=:)", 1, keywords=("arn:aws",)),
     _r("aws_account_id", "business_logic", r"(?<=(\d{12}))\.dkr\.ecr\.", 1, keywords=(".dkr.ecr.",)),
     _r("aws_account_id", "business_logic", r"account[_ \-]?id[\"']?\s*[:=]?\s*[\"']?(\d{12})\b", 1, lower=True),
     _r("gcp_project", "business_logic", r"projects/(?<![\w\-]projects/)([a-z][a-z0-9\-]{4,28}[a-z0-9])(?=/)", 1),
-    _r("gcp_project", "business_logic", r"(?:gcp|gcloud|google)[_ \-]?project(?:[_ \-]?id)?[\"']?\s*[:=]\s*[\"']?([a-z][a-z0-9\-]{4,28}[a-z0-9])", 1, lower=True),
+    _r("gcp_project", "business_logic", r"(?:gcp|gcloud|google)[_ \-]?project(?:[_ \-]?id)?[\"']?\s*[:=]\s*[\"']?([a-z][a-z0-9\-]{4,28}[a-z0-9])", 1, lower=True, keywords=('project',)),
     _r("azure_subscription", "business_logic", r"subscriptions/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", 1, lower=True),
 )
 
