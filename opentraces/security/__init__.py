@@ -12,8 +12,9 @@ def capture_filter_for(home: Path, environ: dict[str, str] | None = None, user_h
     from .. import config as config_mod
     from .policy import enabled
 
-    if not any(enabled(config_mod.load(home)).values()):
+    doc = config_mod.load(home)
+    if not any(enabled(doc).values()):
         return None
     from .tools import capture_filter
 
-    return capture_filter(home, environ, user_home)
+    return capture_filter(home, environ, user_home, doc)

@@ -69,6 +69,14 @@ class GateClosedError(RefusedError):
         self.details = {"gate": gate.as_dict()}
 
 
+def stale_reason(version: str | None, tools: list[str], required: list[str]) -> str | None:
+    """Why a trace filtered by ``tools`` under ``version`` must be filtered again, or None."""
+    if version != SECURITY_VERSION:
+        return f"filtered by security version {version}, now {SECURITY_VERSION}"
+    missing = sorted(set(required) - set(tools))
+    return f"filtered without {', '.join(missing)}" if missing else None
+
+
 def evaluate(rows: Iterable[dict[str, Any]], ready: list[str]) -> Gate:
     """The gate for ``rows`` (manifest rows) given the tools ready on this machine now."""
     required = sorted(ready)
@@ -82,10 +90,8 @@ def evaluate(rows: Iterable[dict[str, Any]], ready: list[str]) -> Gate:
         if not sec:
             held.append(Held(tid, project, "unfiltered", "captured before any security policy", refilter))
             continue
-        missing = sorted(set(required) - set(sec.get("tools") or []))
-        if sec.get("version") != SECURITY_VERSION or missing:
-            why = (f"filtered by security version {sec.get('version')}, now {SECURITY_VERSION}"
-                   if sec.get("version") != SECURITY_VERSION else f"filtered without {', '.join(missing)}")
+        why = stale_reason(sec.get("version"), sec.get("tools") or [], required)
+        if why:
             held.append(Held(tid, project, "stale", why, refilter))
             continue
         if sec.get("flagged"):
@@ -106,7 +112,7 @@ def from_summary(summary: dict[str, Any], ready: list[str]) -> dict[str, Any]:
     stale = 0
     for stamp, n in stamps.items():
         version, _, tools = stamp.partition("|")
-        if version != SECURITY_VERSION or set(required) - set(filter(None, tools.split(","))):
+        if stale_reason(version, list(filter(None, tools.split(","))), required):
             stale += n
     held = {"unfiltered": max(0, summary.get("trace_count", 0) - filtered), "stale": stale,
             "flagged": sec.get("flagged", 0)}

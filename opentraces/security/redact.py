@@ -71,8 +71,6 @@ class Span:
 class SessionRedaction:
     data: bytes
     counts: Counter = field(default_factory=Counter)
-    lines_changed: int = 0
-    lines: int = 0
     users: set = field(default_factory=set)  # home-folder user names seen (kept in memory only)
     hits: dict = field(default_factory=dict)  # classifier signal hits of a prefix redacted before
     hits_done: int = 0  # bytes of ``data`` those hits cover
@@ -280,7 +278,6 @@ class Redactor:
         for s in found:
             by_line.setdefault(bisect.bisect_right(line_starts, s.start) - 1, []).append(s)
         targets = set(by_line) | (set(range(len(line_starts))) if decode_lines is None else decode_lines)
-        out.lines = len(line_starts)
         for no in sorted(targets):
             ls = line_starts[no]
             le = text.find("\n", ls)
@@ -294,7 +291,6 @@ class Redactor:
                 pieces.append(text[pos:ls])
                 pieces.append(new)
                 pos = le
-                out.lines_changed += 1
         if not pieces:
             return out
         pieces.append(text[pos:])

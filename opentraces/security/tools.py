@@ -117,8 +117,8 @@ class CaptureFilter:
         if head is None or len(head) != m:
             return None
         tail = self.redactor.redact_session(data[n:], users=users)
-        return SessionRedaction(head + tail.data, Counter(prev.get("counts") or {}) + tail.counts,
-                                tail.lines_changed, tail.lines, users, hits=prev.get("hits") or {}, hits_done=m)
+        return SessionRedaction(head + tail.data, Counter(prev.get("counts") or {}) + tail.counts, users,
+                                hits=prev.get("hits") or {}, hits_done=m)
 
     def cursor(self, data: bytes, red: SessionRedaction) -> dict[str, Any]:
         """What the next capture of this file needs to redact only its new lines (local .state only:
@@ -163,9 +163,10 @@ class CaptureFilter:
 
 
 def capture_filter(home: Path, environ: dict[str, str] | None = None,
-                   user_home: Path | None = None) -> CaptureFilter | None:
-    """The filter for this machine's policy, or None when no tool is on (policy ``off``)."""
-    doc = config_mod.load(home)
+                   user_home: Path | None = None, doc: dict[str, Any] | None = None) -> CaptureFilter | None:
+    """The filter for this machine's policy, or None when no tool is on (policy ``off``).
+    ``doc``: config.json as the caller already read it."""
+    doc = config_mod.load(home) if doc is None else doc
     flags = enabled(doc)
     if not any(flags.values()):
         return None
