@@ -51,17 +51,21 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
         repo = open_mirror(bucket)
         try:
             staged = staging.fetch(transport, repo, _wanted(ours, eager), progress=progress)
-            adopted = _refilter_to_adopt(bucket, repo, staged)
+            new_records = _new_records(bucket, repo, staged)
+            on_disk = set(bucket.batch_names())
+            adopted = [(name, doc) for name, doc in new_records
+                       if any(old in on_disk and old != new for old, new in doc["batches"].items())]
             if adopted and not adopt_refilter:
-                ids = ", ".join(r.get("id", "?") for r in adopted)
+                ids = ", ".join(r.get("id", "?") for _n, r in adopted)
                 raise CorruptionError(
-                    f"the remote was re-filtered (record {ids}, {sum(len(r.get('traces') or []) for r in adopted)} "
+                    f"the remote was re-filtered (record {ids}, {sum(len(r.get('traces') or []) for _n, r in adopted)} "
                     "trace(s)): its history replaces batches this bucket holds; nothing was changed here",
                     "run 'opentraces bucket remote pull --adopt-refilter' to replace your copies with the filtered ones")
-            if not adopted:
-                _keep_records(bucket, repo, staged)
+            for name, doc in new_records:
+                if (name, doc) not in adopted:  # kept, so this bucket's pushes carry them on
+                    write_record(bucket.root, name, doc)
             index = bucket.index() or {"writers": {}}
-            heads = _kept_heads(bucket, adopted) if adopted else index["writers"]
+            heads = _kept_heads(bucket, [d for _n, d in adopted]) if adopted else index["writers"]
             incoming = staging.verify_events(repo, staged, heads, ignore_local_refs=bool(adopted))
             blobs_written = _eager_blobs(bucket, repo, staged) if eager else 0
             if adopted:  # verified: now replace this bucket's copies
@@ -77,7 +81,7 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
             staging.clear(repo)
     traces = sorted({ev["trace_id"] for b, _ in incoming.batches for ev in b.events})
     return {"state": "pulled" if written else "up_to_date", "batches": written,
-            "refilters_adopted": [r.get("id") for r in adopted],
+            "refilters_adopted": [r.get("id") for _n, r in adopted],
             "events": sum(len(b.events) for b, _ in incoming.batches), "writers": incoming.writers,
             "traces": traces, "bucket_merge": merged, "blobs_written": blobs_written,
             "eager": eager}
@@ -179,27 +183,10 @@ def _staged_records(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> l
     return out
 
 
-def _refilter_to_adopt(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[dict[str, Any]]:
-    """Remote records this bucket has not applied and whose replaced batches it holds."""
+def _new_records(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[tuple[str, dict]]:
+    """(file name, record) of the remote's re-filter records this bucket lacks."""
     have = {r.get("id") for r in records(bucket.root)}
-    on_disk = set(bucket.batch_names())
-    out = []
-    for name, doc in _staged_records(repo, staged):
-        if doc.get("id") in have:
-            continue
-        if any(old in on_disk and old != new for old, new in doc["batches"].items()):
-            doc["_file"] = name
-            out.append(doc)
-    return out
-
-
-def _keep_records(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> None:
-    """Re-filter records of the remote this bucket lacks (none touches its batches): kept, so its
-    pushes carry them on and a machine that still holds the replaced batches is told."""
-    have = {r.get("id") for r in records(bucket.root)}
-    for name, doc in _staged_records(repo, staged):
-        if doc.get("id") not in have:
-            write_record(bucket.root, name, doc)
+    return [(name, doc) for name, doc in _staged_records(repo, staged) if doc.get("id") not in have]
 
 
 def _kept_heads(bucket: Bucket, adopted: list[dict[str, Any]]) -> dict[str, dict]:
@@ -217,15 +204,15 @@ def _kept_heads(bucket: Bucket, adopted: list[dict[str, Any]]) -> dict[str, dict
     return heads
 
 
-def _adopt(w, bucket: Bucket, repo: pygit2.Repository, adopted: list[dict[str, Any]], incoming) -> int:
+def _adopt(w, bucket: Bucket, repo: pygit2.Repository, adopted: list[tuple[str, dict[str, Any]]], incoming) -> int:
     """Replace this bucket's copies of the re-filtered batches by the verified remote ones, then
     rebuild projections and a mirror without the old history; blobs only the replaced events
     cited are deleted and no object of the old history stays in ``.git``."""
     from ..security.refilter import drop_old_history
 
-    for doc in adopted:  # first: repair and verify then know the replaced batches are gone on purpose
-        write_record(bucket.root, doc.pop("_file"), doc)
+    for name, doc in adopted:  # first: repair and verify then know the replaced batches are gone on purpose
+        write_record(bucket.root, name, doc)
     written = _write_batches(bucket, incoming)
-    drop_replaced_batches(bucket.root, adopted)
+    drop_replaced_batches(bucket.root, [d for _n, d in adopted])
     drop_old_history(w, repo, keep_staging=True)  # the staged remote refs are merged next
     return written
