@@ -19,6 +19,7 @@ from pathlib import Path
 import pygit2
 
 from .ids import project_slug
+from .repourl import canonical_url
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Project:
     slug: str
     root: str  # absolute folder the project's paths are relative to
     root_commit: str | None  # hex of the Git root commit, when a repository
+    repository_url: str | None = None  # the origin remote, canonical (``opentraces.repourl``)
 
 
 def root_commit_of(repo: pygit2.Repository) -> str | None:
@@ -39,12 +41,15 @@ def root_commit_of(repo: pygit2.Repository) -> str | None:
     return str(commit.id)
 
 
-def _claimed_name(repo: pygit2.Repository, root: Path) -> str:
-    """The origin remote's repository name, else the folder's name."""
+def _origin_url(repo: pygit2.Repository) -> str:
     try:
-        url = repo.remotes["origin"].url or ""
+        return repo.remotes["origin"].url or ""
     except (KeyError, ValueError, pygit2.GitError):
-        url = ""
+        return ""
+
+
+def _claimed_name(url: str, root: Path) -> str:
+    """The origin remote's repository name, else the folder's name."""
     name = url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1]
     if name.endswith(".git"):
         name = name[:-4]
@@ -65,7 +70,9 @@ def resolve_project(folder: str | os.PathLike) -> Project:
                 root = Path(repo.workdir.rstrip("/"))
                 rc = root_commit_of(repo)
                 if rc:
-                    return Project(project_slug(_claimed_name(repo, root), f"git:{rc}"), str(root), rc)
+                    url = _origin_url(repo)
+                    return Project(project_slug(_claimed_name(url, root), f"git:{rc}"), str(root), rc,
+                                   canonical_url(url))
                 return Project(project_slug(root.name, f"path:{root}"), str(root), None)
     return Project(project_slug(path.name, f"path:{path}"), str(path), None)
 

@@ -149,6 +149,51 @@ def _replace(text: str, old: Any, new: Any, replace_all: Any) -> str | None:
 
 
 # --------------------------------------------------------------------------
+# hooks
+
+
+class _Hooks:
+    """The hook runs a transcript records: Claude Code's own rows (``hook_progress``
+    progress rows, ``hook_*`` attachments, ``stop_hook_summary`` system rows) and the
+    ``opentraces_hook`` rows opentraces 0.4.x wrote. One run is counted once however
+    many rows tell of it; runs for a tool call are listed under its id (the fold marks
+    that call's patches ``hook_pretooluse``/``hook_posttooluse``)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, int] = {}
+        self.runs: set[tuple] = set()
+        self.tool_calls: dict[str, list[str]] = {}
+        self.outcomes: dict[str, int] = {}
+        self.stops: list[dict[str, Any]] = []
+
+    def seen(self, event: Any, name: Any, tool_use_id: Any, row: Any, outcome: str | None = None) -> None:
+        if not isinstance(event, str) or not event:
+            event = name.split(":", 1)[0] if isinstance(name, str) and name else None
+        if not event:
+            return
+        call = tool_use_id if isinstance(tool_use_id, str) and tool_use_id else None
+        run = (event, name if isinstance(name, str) else None, call or row)
+        if outcome:
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        if run in self.runs:
+            return
+        self.runs.add(run)
+        self.events[event] = self.events.get(event, 0) + 1
+        if call is not None and event in ("PreToolUse", "PostToolUse", "PostToolUseFailure"):
+            seen = self.tool_calls.setdefault(call, [])
+            if event not in seen:
+                seen.append(event)
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"events": dict(sorted(self.events.items())), "tool_calls": self.tool_calls}
+        if self.outcomes:
+            out["outcomes"] = dict(sorted(self.outcomes.items()))
+        if self.stops:
+            out["stops"] = self.stops
+        return out
+
+
+# --------------------------------------------------------------------------
 # the parser
 
 
@@ -166,6 +211,7 @@ class _Parser(ParserState):
         self.task: str | None = None
         self.task_fallback: str | None = None
         self.hook_rows = 0
+        self.hooks = _Hooks()
         self.boundaries: set[str] = set()
         self.step_by_msg: dict[str, StepState] = {}
         self.last_uuid: dict[bool, str | None] = {False: None, True: None}
@@ -185,8 +231,23 @@ class _Parser(ParserState):
         kind = self.count_row(obj.get("type"))
         t = self.stamp(obj.get("timestamp"))
         if kind == "opentraces_hook":
-            self.hook_row(obj)
+            self.hook_row(obj, t)
             return
+        if kind == "progress":
+            data = obj.get("data")
+            if isinstance(data, dict) and data.get("type") == "hook_progress":
+                self.hooks.seen(data.get("hookEvent"), data.get("hookName"), obj.get("toolUseID"), obj.get("uuid"))
+        elif kind == "attachment":
+            att = obj.get("attachment")
+            if isinstance(att, dict) and str(att.get("type", "")).startswith("hook_"):
+                self.hooks.seen(att.get("hookEvent"), att.get("hookName"), att.get("toolUseID"), obj.get("uuid"),
+                                outcome=att["type"][5:])
+        elif kind == "system" and obj.get("subtype") == "stop_hook_summary":
+            self.hooks.seen("Stop", None, obj.get("toolUseID"), obj.get("uuid"))
+            errors = obj.get("hookErrors")
+            self.hooks.stops.append({"time": t, "hooks": to_int(obj.get("hookCount")),
+                                     "errors": len(errors) if isinstance(errors, list) else 0,
+                                     "prevented_continuation": obj.get("preventedContinuation") is True})
         if kind not in _MESSAGE_TYPES:
             uuid = obj.get("uuid")
             if isinstance(uuid, str) and uuid not in self.msg_ids:
@@ -204,7 +265,8 @@ class _Parser(ParserState):
             boundary = obj.get("subtype") == "compact_boundary"
             msg = self.add_message(obj, "system", obj.get("content"), t, "meta", root=boundary)
             if boundary:
-                self.compactions += 1
+                cm = obj.get("compactMetadata") if isinstance(obj.get("compactMetadata"), dict) else {}
+                self.compacted(t, cm.get("trigger"), cm.get("preTokens"))
                 if msg is not None:
                     self.boundaries.add(msg.uuid)
         elif kind == "summary":
@@ -230,15 +292,25 @@ class _Parser(ParserState):
         if self.branch is None and isinstance(obj.get("gitBranch"), str) and obj["gitBranch"]:
             self.branch = obj["gitBranch"]
 
-    def hook_row(self, obj: dict) -> None:
+    def hook_row(self, obj: dict, t: str | None) -> None:
+        """A row an ``opentraces_hook`` (opentraces 0.4.x's hooks) wrote into the transcript."""
         self.hook_rows += 1
-        if self.git_commit is not None:
-            return
-        data = obj.get("data")
-        trail = data.get("trail") if isinstance(data, dict) else None
-        head = trail.get("git_head") if isinstance(trail, dict) else None
-        hexid = head.get("hex") if isinstance(head, dict) else None
-        if isinstance(hexid, str) and hexid:
+        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        event = obj.get("event")
+        self.hooks.seen(event, None, data.get("tool_use_id"), f"line:{self.records}")
+        trail = data.get("trail") if isinstance(data.get("trail"), dict) else {}
+        head = trail.get("git_head") if isinstance(trail.get("git_head"), dict) else {}
+        hexid = head.get("hex") if isinstance(head.get("hex"), str) and head.get("hex") else None
+        if event == "Stop":
+            git = data.get("git") if isinstance(data.get("git"), dict) else {}
+            stop = {"time": t, "permission_mode": data.get("permission_mode"),
+                    "git_head": git.get("sha") if isinstance(git.get("sha"), str) else hexid}
+            if isinstance(git.get("dirty"), bool):
+                stop["dirty"] = git["dirty"]
+            if isinstance(git.get("files_changed"), int):
+                stop["files_changed"] = git["files_changed"]
+            self.hooks.stops.append(stop)
+        if self.git_commit is None and hexid:
             self.git_commit = hexid
 
     # -- context tree ------------------------------------------------------
@@ -289,8 +361,10 @@ class _Parser(ParserState):
             return
         if obj.get("isCompactSummary") is True:
             parent = self.resolve(obj.get("parentUuid"), side)
+            self.summary_rows += 1
             if parent not in self.boundaries:
                 parent = None  # never follow the chain across a compaction
+                self.compacted(t)  # a summary with no boundary row before it: still a compaction
             self.add_message(obj, "user", content, t, "compaction_summary", parent=parent, resolved=True)
             return
         text = text_of(content)
@@ -475,6 +549,8 @@ class _Parser(ParserState):
             )
         sid = _safe_id(self.session_id, "session id", self.name)
         metadata = self.metadata(SOURCE_FORMAT, hook_rows=self.hook_rows)
+        if self.hooks.events:
+            metadata["hooks"] = self.hooks.summary()
         if self.subagent_file:
             agent_id = _safe_id(self.agent_id or "", "agent id", self.name)
             metadata["parent_session_id"] = sid

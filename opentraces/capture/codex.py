@@ -20,6 +20,15 @@ follows it. Every response item becomes a context ``Message`` with the
 deterministic uuid ``L<line>``, chained to the previous item (a
 ``compacted`` row starts a new chain).
 
+A user message that comes before any turn started (``turn_context``,
+``task_started`` or ``user_message``) and that the user never typed (no
+``user_message`` event with its text) is context carried over from an
+earlier transcript (a resumed or forked thread): it stays a user step (steps
+never change as the file grows) but is listed in
+``metadata.carried_context_steps`` and never becomes the task. Each turn's policy
+(approval, sandbox, permission profile, model, effort) goes to
+``metadata.turn_policy`` whenever it changes, with the first step it covers.
+
 File changes come from ``apply_patch`` (the freeform custom tool, the JSON
 function, or an ``apply_patch`` heredoc in a shell command): one
 ``PatchRecord`` per file of each call that succeeded, in the order their
@@ -63,6 +72,8 @@ _WRAPPER_PREFIXES = (
 )
 _OUTPUT_ITEMS = ("reasoning", "function_call", "custom_tool_call", "local_shell_call", "web_search_call")
 _RESULT_ITEMS = ("function_call_output", "custom_tool_call_output")
+# what a turn_context says about what the agent may do (kept per turn in metadata.turn_policy)
+_POLICY_KEYS = ("approval_policy", "sandbox_policy", "permission_profile", "model", "effort")
 _RESPONSE_TYPES = ("message",) + _OUTPUT_ITEMS + _RESULT_ITEMS
 _SHELL_TOOLS = ("shell", "container.exec", "shell_command", "exec_command", "local_shell", "unified_exec")
 _UUID_IN_NAME = re.compile(r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.jsonl$")
@@ -204,6 +215,11 @@ class _Parser(ParserState):
         self.failed_patches = 0
         self.unparsed_patches = 0
         self.layers: dict[str, Any] = {}
+        self.policies: list[dict[str, Any]] = []  # turn policies as they changed, with the first step they cover
+        self.first_turn: float = float("inf")  # line of the first row that starts a turn
+        self.prompts: set[str] = set()  # what the user typed (``user_message`` events)
+        self.carried: set[int] = set()  # user steps carried over from an earlier transcript
+        self.last_context: int | None = None  # tokens of the latest LLM call's context
 
     # -- rows --------------------------------------------------------------
 
@@ -215,6 +231,11 @@ class _Parser(ParserState):
             if rtype == "session_meta" and self.meta is None:
                 self.meta = payload
                 self.meta_time = normalize_time(payload.get("timestamp")) or normalize_time(ts)
+            etype = payload.get("type") if rtype == "event_msg" else None
+            if rtype == "turn_context" or etype in ("task_started", "user_message"):
+                self.first_turn = min(self.first_turn, no)
+            if etype == "user_message" and isinstance(payload.get("message"), str):
+                self.prompts.add(payload["message"].strip())
         self.session_header()
         for no, rtype, payload, ts in norm:
             self.row(no, rtype, payload, ts)
@@ -264,12 +285,16 @@ class _Parser(ParserState):
                 self.turn_cwd = p["cwd"]
             if self.effort is None and isinstance(p.get("effort"), str):
                 self.effort = p["effort"]
+            policy = {k: p[k] for k in _POLICY_KEYS if p.get(k) is not None}
+            if policy and (not self.policies or {k: v for k, v in self.policies[-1].items() if k != "from_step"} != policy):
+                self.policies.append({"from_step": len(self.steps), **policy})
         elif rtype == "response_item":
             self.item(no, p, t)
         elif rtype == "event_msg":
             self.event(no, p, t)
         elif rtype == "compacted":
-            self.compactions += 1
+            self.compacted(t, p.get("trigger"), self.last_context)
+            self.summary_rows += 1
             self.add_message(no, "summary", p, t, "compaction_summary", root=True)
             self.current = None
             self.last_agent = None  # the summary call's tokens are no step's
@@ -297,6 +322,10 @@ class _Parser(ParserState):
                     step.texts.append(text)
                 return
             if role == "user" and not _is_wrapper(text) and text and text.strip():
+                if no < self.first_turn < float("inf") and text.strip() not in self.prompts:
+                    # before any turn began and never typed by the user: context carried
+                    # over from an earlier transcript (a resumed or forked thread)
+                    self.carried.add(len(self.steps))
                 self.add_message(no, "user", p, t, "message")
                 step = StepState(len(self.steps), "user", t, no)
                 step.content = text
@@ -414,6 +443,9 @@ class _Parser(ParserState):
             # the usage of the LLM call that just ended: the latest step, when it
             # is an agent step (not after a new prompt or a compaction)
             step = self.last_agent if self.steps and self.steps[-1] is self.last_agent else None
+            if isinstance(last, dict):
+                total = last.get("total_tokens")
+                self.last_context = total if isinstance(total, int) and not isinstance(total, bool) else None
             if not isinstance(last, dict) or step is None:
                 return
             cached = to_int(last.get("cached_input_tokens"))
@@ -529,11 +561,16 @@ class _Parser(ParserState):
             metadata["reasoning_effort"] = self.effort
         if isinstance(git.get("repository_url"), str) and git["repository_url"]:
             metadata["repository_url"] = git["repository_url"]
+        if self.policies:
+            metadata["turn_policy"] = self.policies
+        if self.carried:
+            metadata["carried_context_steps"] = sorted(self.carried)
         if self.failed_patches:
             metadata["failed_patches"] = self.failed_patches
         if self.unparsed_patches:
             metadata["unparsed_patches"] = self.unparsed_patches
-        task = next((s.content for s in self.steps if s.role == "user" and s.content), None)
+        task = next((s.content for s in self.steps if s.role == "user" and s.content and s.index not in self.carried),
+                    None)
         version = meta.get("cli_version")
         return self.session(
             AGENT, sid, span, metadata,

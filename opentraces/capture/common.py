@@ -357,6 +357,9 @@ class ParserState:
         self.last_time: str | None = None
         self.row_types: dict[str, int] = {}
         self.compactions = 0
+        self.compaction_log: list[dict[str, Any]] = []  # what each compaction recorded
+        self.summary_rows = 0  # rows holding a compaction's summary
+        self.recorded_costs: dict[int, float] = {}  # step index -> USD the agent recorded
         self.cwd: str | None = None
         self.model: str | None = None
         self.steps: list[StepState] = []
@@ -417,6 +420,21 @@ class ParserState:
             return parent
         self.repaired_parents += 1
         return fallback
+
+    def compacted(self, t: str | None, trigger: Any = None, pre_tokens: Any = None) -> None:
+        """Count a compaction with what the transcript recorded about it (its
+        trigger, ``manual``/``auto``, and the context's tokens before it)."""
+        self.compactions += 1
+        self.compaction_log.append({
+            "time": t, "trigger": trigger if isinstance(trigger, str) and trigger else None,
+            "pre_tokens": int(pre_tokens) if isinstance(pre_tokens, (int, float)) and not isinstance(pre_tokens, bool)
+            else None,
+        })
+
+    def record_cost(self, step: StepState, usd: Any) -> None:
+        """The cost in USD the agent recorded for a step's LLM call."""
+        if isinstance(usd, (int, float)) and not isinstance(usd, bool) and usd >= 0:
+            self.recorded_costs[step.index] = float(usd)
 
     # -- tool calls ----------------------------------------------------------
 
@@ -482,14 +500,24 @@ class ParserState:
         return SessionParseError(f"{self.name or 'session'}: not a {what} (no {missing}{unreadable})")
 
     def metadata(self, source_format: str, **first: Any) -> dict[str, Any]:
-        """The metadata every parser reports (``first`` goes after the format)."""
-        return {
+        """The metadata every parser reports (``first`` goes after the format):
+        ``compaction`` when the session was compacted (each compaction's time,
+        trigger and tokens before it, and the summary rows), ``recorded_cost``
+        when the agent recorded what its calls cost (the fold prices the rest)."""
+        meta: dict[str, Any] = {
             "source_format": source_format,
             **first,
             "skipped_lines": len(self.skipped),
             "row_types": dict(sorted(self.row_types.items())),
             "compactions": self.compactions,
         }
+        if self.compactions or self.summary_rows:
+            meta["compaction"] = {"count": self.compactions, "summary_rows": self.summary_rows,
+                                  "events": self.compaction_log}
+        if self.recorded_costs:
+            meta["recorded_cost"] = {"usd": round(sum(self.recorded_costs.values()), 9),
+                                     "steps": sorted(self.recorded_costs)}
+        return meta
 
     def session(self, agent: str, session_id: str, span: tuple[str, str], metadata: dict[str, Any], *,
                 stamp_start: bool = True, **fields: Any) -> ParsedSession:

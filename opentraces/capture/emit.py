@@ -208,7 +208,13 @@ def session_events(
     cwd_rel = None
     if parsed.cwd:
         cwd_rel = relative_path(parsed.cwd, project.root)
+    where: dict[str, Any] = {}  # what the project's repository says (only when there is one)
+    if project.root_commit:
+        where["vcs"] = "git"
+    if project.repository_url:
+        where["repository_url"] = project.repository_url
     events.append(make_event("trace.finished", slug, trace_id, None, parsed.ended_at, {
+        **where,
         "rev": parsed.records,
         "agent_version": parsed.agent_version,
         "model": parsed.model,

@@ -181,7 +181,8 @@ class _Parser(ParserState):
         elif kind == "message" and isinstance(obj.get("message"), dict):
             self.message_row(no, uuid, obj, obj["message"], t)
         elif kind == "compaction":
-            self.compactions += 1
+            self.compacted(t, None, obj.get("tokensBefore"))
+            self.summary_rows += 1
             content = {k: obj.get(k) for k in ("summary", "firstKeptEntryId", "tokensBefore") if k in obj}
             self.add_message(no, uuid, obj, "summary", content, t, "compaction_summary", root=True)
         elif kind == "branch_summary":
@@ -253,6 +254,8 @@ class _Parser(ParserState):
         if isinstance(usage, dict):
             step.usage = token_usage(usage, input="input", output="output", cache_read="cacheRead",
                                      cache_write="cacheWrite")
+            cost = usage.get("cost")
+            self.record_cost(step, cost.get("total") if isinstance(cost, dict) else cost)
         if isinstance(msg.get("content"), str) and msg["content"]:
             step.texts.append(msg["content"])
         for b in blocks:

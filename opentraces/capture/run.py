@@ -200,7 +200,9 @@ def capture_paths(
                     batch_ids = {eid for evs in scan_batches(bucket).by_trace.values() for eid in evs}
                 existing = [e for e in existing if e["event_id"] in batch_ids]
             have = {e["event_id"] for e in existing}
-            seen_as = project if security is None else replace(project, root=security.mask_home(project.root))
+            seen_as = project if security is None else replace(
+                project, root=security.mask_home(project.root),
+                repository_url=security.redactor.redact_text(project.repository_url) if project.repository_url else None)
             events, blobs = session_events(parsed, data, Path(path).name, seen_as, trace_id, existing)
             if red is not None:
                 events.append(make_event("security.filtered", project.slug, trace_id, None, parsed.ended_at,

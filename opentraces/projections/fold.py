@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Iterable
 
+from ..repourl import canonical_url, repository_name
+from .cost import trace_cost
 from .models import schema_model
 from .schema import content_hash, normalize_record
+from .snippets import step_snippets
 
 TIER_LINK = {
     "exact_blob_hash": "tool_emitted",
@@ -110,6 +113,7 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
             rec["model"] = schema_model(rec["model"])
         node = nodes.get(idx)
         rec["context_node_id"] = node["payload"]["node_id"] if node is not None else None
+        rec["snippets"] = step_snippets(rec)
         step_records.append(rec)
 
     tin = sum(s.get("token_usage", {}).get("input_tokens", 0) for s in step_records)
@@ -119,6 +123,9 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     start_time = st["time"]
     end_time = fin["time"] if fin else None
     hit = tcr / (tin + tcr + tcw) if (tin + tcr + tcw) else None
+    model = schema_model(fp.get("model"))
+    fmeta = fp.get("metadata") or {}
+    cost, cost_meta = trace_cost(step_records, model, fmeta.get("recorded_cost"))
 
     patch_rows = []
     found_anchors = []
@@ -171,6 +178,13 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
     metadata = dict(fp.get("metadata") or {})
     if fp.get("cwd") is not None:
         metadata["cwd"] = fp["cwd"]
+    if cost_meta is not None:
+        metadata["cost"] = cost_meta
+    repo_url = canonical_url(fmeta.get("repository_url")) or fp.get("repository_url")
+    hooked = (fmeta.get("hooks") or {}).get("tool_calls") or {}
+    for row in patch_rows:
+        row["capture_method"] += [f"hook_{e.lower()}" for e in ("PreToolUse", "PostToolUse")
+                                  if e in hooked.get(row["tool_call_id"], ())]
     security, sec_meta = _security(filtered, cleared)
     if sec_meta is not None:
         metadata["security"] = sec_meta
@@ -181,9 +195,11 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
         "timestamp_end": end_time,
         "execution_context": "devtime",
         "task": {"description": fp.get("task"), "source": "user_prompt" if fp.get("task") else None,
+                 "repository": repository_name(repo_url), "repository_url": repo_url,
                  "base_commit": fp.get("git_commit")},
-        "agent": {"name": sp["agent"], "version": fp.get("agent_version"), "model": schema_model(fp.get("model"))},
-        "environment": {"vcs": {"type": "git" if (fp.get("git_branch") or fp.get("git_commit")) else "none",
+        "agent": {"name": sp["agent"], "version": fp.get("agent_version"), "model": model},
+        "environment": {"vcs": {"type": "git" if (fp.get("git_branch") or fp.get("git_commit") or fp.get("vcs") == "git")
+                                else "none",
                                 "branch": fp.get("git_branch"), "base_commit": fp.get("git_commit")}},
         "steps": step_records,
         "outcome": outcome,
@@ -195,7 +211,9 @@ def fold_trace(trace_id: str, events: Iterable[dict[str, Any]]) -> dict[str, Any
             "total_cache_creation_tokens": tcw,
             "total_duration_s": _seconds(start_time, end_time),
             "cache_hit_rate": round(hit, 6) if hit is not None else None,
+            "estimated_cost_usd": cost,
         },
+        "lifecycle": "final" if found_anchors else "provisional",
         "patches": patch_rows,
         "git_links": git_links,
         "context_tree_summary": dict(fp.get("context") or {}),
