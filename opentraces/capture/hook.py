@@ -38,6 +38,7 @@ import orjson
 
 from ..bucket import Bucket
 from ..errors import LockedError, OpentracesError
+from ..ids import check_component
 from ..lock import WriterLock
 from .agents import agent_module
 from .run import capture_paths
@@ -137,19 +138,22 @@ def _clean(text: str, limit: int) -> str:
 
 # ------------------------------------------------------------ the hook
 def run_hook(stdin: bytes, bucket: Bucket, logs_dir: os.PathLike | str, *, deadline_s: float,
-             security: Any = None) -> HookOutcome:
-    """Capture the transcript the payload names; never raises; logs any failure."""
+             security: Any = None, agent: str = "claude-code", sessions: Path | None = None) -> HookOutcome:
+    """Capture the session the payload names; never raises; logs any failure.
+
+    ``agent`` ``codex``: the payload is Codex's ``notify`` argument and the
+    rollout is found by its ``thread-id`` under ``sessions`` (Codex's folder)."""
     start = time.monotonic()
     out = HookOutcome(ok=False)
     try:
         with _alarm(deadline_s):
             if deadline_s <= 0:
                 raise HookDeadline
-            _capture(stdin, bucket, out, start, deadline_s, security)
+            _capture(stdin, bucket, out, start, deadline_s, security, agent, sessions)
     except HookDeadline:
         out.ok = False
         out.reason = (f"timed out after {max(deadline_s, 0):g}s; the session will be captured by the next hook "
-                      "or 'opentraces capture claude-code --all'")
+                      f"or 'opentraces capture {agent} --all'")
     except KeyboardInterrupt:
         out.ok = False
         out.reason = "interrupted"
@@ -174,21 +178,22 @@ def hook_main(stdin_fd: int, bucket: Bucket, logs_dir: os.PathLike | str,
 
 
 def _capture(stdin: bytes, bucket: Bucket, out: HookOutcome, start: float, deadline_s: float,
-             security: Any = None) -> None:
+             security: Any = None, agent: str = "claude-code", sessions: Path | None = None) -> None:
     lock_timeout = 0.0
     try:
         payload = parse_payload(stdin)
-        sid = payload.get("session_id")
+        codex = agent == "codex"
+        sid = payload.get("thread-id" if codex else "session_id")
         out.session_id = sid if isinstance(sid, str) and sid else None
-        ev = payload.get("hook_event_name")
+        ev = payload.get("type" if codex else "hook_event_name")
         out.event = ev if isinstance(ev, str) else None
         cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) and payload.get("cwd") else None
-        path = _transcript_path(payload, cwd)
+        path = find_rollout(sessions, out.session_id) if codex else _transcript_path(payload, cwd)
         out.transcript = str(path)
         project_dir = None if _records_cwd(path) else cwd
         remaining = deadline_s - (time.monotonic() - start)
         lock_timeout = max(0.0, remaining - min(LOCK_RESERVE_S, 0.3 * deadline_s))
-        report = capture_paths(bucket, agent_module("claude-code"), [path],
+        report = capture_paths(bucket, agent_module(agent), [path],
                                project_dir=project_dir, lock_timeout=lock_timeout, security=security)
         if report.skipped:
             out.reason = f"transcript {path} not captured: {report.skipped[0]['reason']}"
@@ -222,6 +227,39 @@ def _transcript_path(payload: dict[str, Any], cwd: str | None) -> Path:
     if not path.is_file():
         raise HookInputError(f"transcript is not a file: {path}")
     return path
+
+
+def find_rollout(sessions: Path | None, thread_id: str | None) -> Path:
+    """The rollout file of a Codex thread: ``<sessions>/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl``.
+
+    Today's and yesterday's folders first (UTC and local: the turn just
+    ended), then the whole tree."""
+    if not thread_id:
+        raise HookInputError("notify payload has no thread-id")
+    try:
+        check_component(thread_id, "thread id")
+    except OpentracesError as exc:
+        raise HookInputError(str(exc)) from None
+    if any(c in thread_id for c in "*?[]"):
+        raise HookInputError(f"thread id {thread_id!r} is not a Codex thread id")
+    if sessions is None or not sessions.is_dir():
+        raise HookInputError(f"Codex sessions folder not found: {sessions}")
+    pattern = f"rollout-*-{thread_id}.jsonl"
+    now = time.time()
+    days = []
+    for t in (now, now - 86400):
+        for stamp in (time.gmtime(t), time.localtime(t)):
+            day = sessions / time.strftime("%Y/%m/%d", stamp)
+            if day not in days:
+                days.append(day)
+    for day in days:
+        found = sorted(day.glob(pattern)) if day.is_dir() else []
+        if found:
+            return found[-1]
+    found = sorted(sessions.rglob(pattern))
+    if not found:
+        raise HookInputError(f"no rollout for thread {thread_id} under {sessions}")
+    return found[-1]
 
 
 def _records_cwd(path: Path, max_lines: int = 200) -> bool:

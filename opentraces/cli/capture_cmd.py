@@ -93,15 +93,23 @@ def _agent_command(name: str) -> click.Command:
                   help="Project folder to attribute the sessions to (default: each session's cwd).")
     @click.option("--json", "as_json", is_flag=True)
     @click.pass_obj
-    def cmd(env: Env, paths, sweep, project, as_json, hook=False, hook_timeout=None):
+    def cmd(env: Env, paths, sweep, project, as_json, hook=False, hook_timeout=None, notify=False, chain=None):
         if hook:  # run by Claude Code: payload on stdin, nothing on stdout, always exit 0
             from .setup_cmd import hook_cli
 
             hook_cli(env, hook_timeout)
+        if notify:  # run by Codex after a turn: payload is the last argument, always exit 0
+            from .setup_cmd import hook_cli
+
+            hook_cli(env, hook_timeout, agent="codex", payload=(paths[-1] if paths else "").encode(), chain=chain)
         _capture(env, [name], paths, sweep, project, as_json)
 
     if name == "claude-code":  # set up by 'opentraces setup claude-code'
         click.option("--hook", is_flag=True, help="Run as Claude Code's Stop/SessionEnd hook (payload on stdin).")(cmd)
+        click.option("--hook-timeout", type=float, default=None, hidden=True)(cmd)
+    if name == "codex":  # set up by 'opentraces setup codex'
+        click.option("--notify", is_flag=True, help="Run as Codex's notify program (payload: the last argument).")(cmd)
+        click.option("--chain", default=None, hidden=True, help="The user's own notify program (JSON argv), run first.")(cmd)
         click.option("--hook-timeout", type=float, default=None, hidden=True)(cmd)
     return cmd
 

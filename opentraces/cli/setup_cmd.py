@@ -70,8 +70,10 @@ def register(cli: click.Group) -> None:
 
 
 # ---------------------------------------------------------------- the hook
-def hook_cli(env: Env, timeout: float | None) -> None:
-    """Run the Claude Code hook: nothing on stdout, bounded in time, always exit 0."""
+def hook_cli(env: Env, timeout: float | None, *, agent: str = "claude-code", payload: bytes | None = None,
+             chain: str | None = None) -> None:
+    """Run the Claude Code hook (payload on stdin) or Codex's notify program (``payload``):
+    nothing on stdout, bounded in time, always exit 0."""
     from ..capture import hook
 
     deadline = hook.DEFAULT_DEADLINE_S if timeout is None else timeout
@@ -86,13 +88,20 @@ def hook_cli(env: Env, timeout: float | None) -> None:
     try:
         from ..security import capture_filter_for
 
+        if chain:
+            _run_chained(env, chain, payload or b"")
         bucket = Bucket(env.bucket)
         security = capture_filter_for(env.home, env.environ, env.user_home)  # a broken config: no capture, logged
         try:
             fd = sys.stdin.fileno()
         except (AttributeError, OSError, ValueError):  # in-process runner: stdin is not a file
             fd = None
-        if fd is None:
+        if agent == "codex":
+            from ..capture import codex
+
+            hook.run_hook(payload or b"", bucket, env.logs, deadline_s=deadline, security=security, agent="codex",
+                          sessions=codex.default_root(env.user_home, env.environ))
+        elif fd is None:
             hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline, security=security)
         else:
             hook.hook_main(fd, bucket, env.logs, deadline_s=deadline, security=security)
@@ -102,6 +111,23 @@ def hook_cli(env: Env, timeout: float | None) -> None:
         watchdog.cancel()
         _restore_stdout(saved)
     sys.exit(0)
+
+
+def _run_chained(env: Env, chain: str, payload: bytes) -> None:
+    """The user's own notify program, which ours took the place of: same payload, detached, first."""
+    import json
+    import subprocess
+
+    from ..capture import hook
+
+    try:
+        argv = json.loads(chain)
+        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
+            raise ValueError("not a list of strings")
+        subprocess.Popen([*argv, payload.decode("utf-8", "replace")], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    except (ValueError, OSError) as exc:
+        hook.log_failure(env.logs, None, f"chained notify program did not start: {exc}")
 
 
 def _silence_stdout() -> int | None:
@@ -133,6 +159,48 @@ def _hard_exit(env: Env, deadline: float) -> None:
 
     hook.log_failure(env.logs, None, f"hook killed by its watchdog after {deadline + WATCHDOG_GRACE_S:g}s")
     os._exit(0)
+
+
+@setup.command("codex")
+@click.option("--uninstall", is_flag=True, help="Remove opentraces' notify program (restores the original file if unchanged).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.pass_obj
+def codex_cmd(env: Env, uninstall: bool, as_json: bool) -> None:
+    """Capture every Codex CLI turn automatically (Codex's notify program)."""
+    from ..setup import codex_config as cc
+
+    def go():
+        path = cc.config_path(env.user_home, env.environ)
+        state = env.home / "setup"
+        if uninstall:
+            res = cc.uninstall(path, state)
+        else:
+            explicit = os.path.abspath(env.bucket) != os.path.abspath(env.home / "bucket")
+            res = cc.install(path, state, cc.notify_argv(env.environ, bucket=env.bucket if explicit else None))
+        doc = {"config_path": str(res.settings_path), "changed": res.changed, "action": res.action,
+               "notify": res.command}
+        return doc, lambda r: _render_codex(r), 0
+
+    run("setup.codex", as_json, go)
+
+
+_CODEX_MESSAGES = {
+    "installed": "set Codex's notify program in {path}",
+    "updated": "updated Codex's notify program in {path}",
+    "unchanged": "Codex's notify program is already set in {path}; nothing changed",
+    "removed": "removed opentraces' notify program from {path} (your other changes kept)",
+    "restored": "removed opentraces' notify program; {path} is back to its original bytes",
+    "deleted": "removed opentraces' notify program; deleted {path} (it did not exist before setup)",
+    "not-installed": "no opentraces notify program in {path}; nothing changed",
+    "absent": "{path} does not exist; nothing changed",
+}
+
+
+def _render_codex(res: dict) -> None:
+    echo(_CODEX_MESSAGES.get(res["action"], "{path}: " + res["action"]).format(path=res["config_path"]))
+    if res.get("notify") and res["action"] in ("installed", "updated", "unchanged"):
+        echo(f"notify   {res['notify']}")
+        echo("failures are logged to $OPENTRACES_HOME/logs/hook-errors.log and counted by 'opentraces bucket status'")
 
 
 @setup.command("bucket")

@@ -10,8 +10,6 @@ policy and carried-over context.
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import orjson
