@@ -161,6 +161,39 @@ def repair_cmd(env: Env, as_json: bool) -> None:
     run("bucket.repair", as_json, go)
 
 
+@bucket.command("import")
+@click.option("--from", "source", required=True, type=click.Path(file_okay=False),
+              help="An opentraces 0.4.x home (e.g. ~/.opentraces) or its bucket folder; only read.")
+@json_opt
+@click.pass_obj
+def import_cmd(env: Env, source: str, as_json: bool) -> None:
+    """Bring every trace of an opentraces 0.4.x (PyPI) home into the bucket."""
+
+    def go():
+        from ..importing import import_reference
+        from ..security import capture_filter_for
+
+        b = Bucket.open(env.bucket)
+        security = capture_filter_for(env.home, env.environ, env.user_home)
+        with progress_bar("importing", as_json) as cb:
+            res = import_reference(b, source, security=security, progress=cb).as_dict()
+        return {"import": res}, _render_import, 0
+
+    run("bucket.import", as_json, go)
+
+
+def _render_import(r: dict) -> None:
+    res = r["import"]
+    for t in res["traces"]:
+        how = t.get("how", "?")
+        ours = (t.get("trace_id") or "-")[:12]
+        why = f"  ({t['reason']})" if t.get("reason") and how != "recaptured" else ""
+        echo(f"{how:10} {str(t.get('reference_trace_id'))[:12]:12} -> {ours:12} {t.get('agent') or '-':11} "
+             f"+{t.get('new_events', 0)} events{why}")
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(res["counts"].items())) or "nothing"
+    echo(f"{len(res['traces'])} traces from {res['source']}: {counts}; {res['new_events']} new events")
+
+
 @bucket.command("rebuild")
 @click.option("--substrate", type=click.Choice(SUBSTRATES), default="all", show_default=True)
 @json_opt
