@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -110,37 +111,41 @@ def copies(agent: str, files: list[Path], n: int, work: Path) -> list[Path]:
     return out
 
 
+def build_home(work: Path, items: list[list[str]]) -> tuple[Path, list[list[Any]]]:
+    """A reference home under ``work`` holding ``items`` ([agent, session path]); (its
+    ``.opentraces`` folder, [path, action, reference trace id] per item)."""
+    py = venv()
+    exe = py.parent / "opentraces"
+    home, proj = work / "home", work / "proj"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENTRACES", "OT_", "CLAUDE", "CODEX"))}
+    env.update({"HOME": str(home), "OT_OPENTRACES_DIR": str(home / ".opentraces"), "NO_COLOR": "1",
+                "GIT_AUTHOR_NAME": "ref", "GIT_AUTHOR_EMAIL": "ref@example.invalid",
+                "GIT_COMMITTER_NAME": "ref", "GIT_COMMITTER_EMAIL": "ref@example.invalid"})
+    subprocess.run(["git", "init", "-q", "-b", "main", str(proj)], check=True, env=env)
+    (proj / "README.md").write_text("reference home project\n")
+    subprocess.run(["git", "-C", str(proj), "add", "README.md"], check=True, env=env)
+    subprocess.run(["git", "-C", str(proj), "commit", "-q", "-m", "init"], check=True, env=env)
+    subprocess.run([str(exe), "init", "--agent", "claude-code", "--start-fresh"], cwd=proj, env=env,
+                   stdin=subprocess.DEVNULL, capture_output=True, check=True)
+    p = subprocess.run([str(py), "-c", INGEST, str(proj), json.dumps(items)], cwd=proj, env=env,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "reference ingest failed")
+    return home / ".opentraces", json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--per-agent", type=int, default=8)
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
-    py = venv()
-    exe = py.parent / "opentraces"
     work = Path(tempfile.mkdtemp(prefix="ot-ref-home-"))
     try:
-        home, proj = work / "home", work / "proj"
-        home.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENTRACES", "OT_", "CLAUDE", "CODEX"))}
-        env.update({"HOME": str(home), "OT_OPENTRACES_DIR": str(home / ".opentraces"), "NO_COLOR": "1",
-                    "GIT_AUTHOR_NAME": "ref", "GIT_AUTHOR_EMAIL": "ref@example.invalid",
-                    "GIT_COMMITTER_NAME": "ref", "GIT_COMMITTER_EMAIL": "ref@example.invalid"})
-        subprocess.run(["git", "init", "-q", "-b", "main", str(proj)], check=True, env=env)
-        (proj / "README.md").write_text("reference home project\n")
-        subprocess.run(["git", "-C", str(proj), "add", "README.md"], check=True, env=env)
-        subprocess.run(["git", "-C", str(proj), "commit", "-q", "-m", "init"], check=True, env=env)
-        subprocess.run([str(exe), "init", "--agent", "claude-code", "--start-fresh"], cwd=proj, env=env,
-                       stdin=subprocess.DEVNULL, capture_output=True, check=True)
         items = [[agent, str(p)] for agent, files in SOURCES.items() for p in copies(agent, files, a.per_agent, work)]
-        p = subprocess.run([str(py), "-c", INGEST, str(proj), json.dumps(items)], cwd=proj, env=env,
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            print(p.stderr, file=sys.stderr)
-            return 1
-        results = json.loads(p.stdout.strip().splitlines()[-1])
+        ot, results = build_home(work, items)
         for path, action, tid in results:
             print(f"{action:8} {tid or '-':40} {Path(path).name}")
-        ot = home / ".opentraces"
         manifest = json.loads((ot / "bucket" / "manifest.json").read_text())
         print(f"{len(manifest['traces'])} traces in the reference home")
         a.out.parent.mkdir(parents=True, exist_ok=True)
