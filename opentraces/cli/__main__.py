@@ -1,3 +1,3 @@
-from .main import main
+from .fast import main
 
 main()

@@ -16,6 +16,7 @@ import click
 
 from ..bucket import Bucket
 from ..setup import claude_settings as cs
+from . import fast
 from .output import Env, echo, run
 
 WATCHDOG_GRACE_S = 3.0
@@ -88,8 +89,10 @@ def hook_cli(env: Env, timeout: float | None, *, agent: str = "claude-code", pay
     try:
         from ..security import capture_filter_for
 
-        if chain:
-            _run_chained(env, chain, payload or b"")
+        if chain:  # the user's own notify program, which ours took the place of: same payload, first
+            failed = fast.run_chained(chain, payload or b"")
+            if failed:
+                hook.log_failure(env.logs, None, failed)
         bucket = Bucket(env.bucket)
         security = capture_filter_for(env.home, env.environ, env.user_home)  # a broken config: no capture, logged
         try:
@@ -101,6 +104,8 @@ def hook_cli(env: Env, timeout: float | None, *, agent: str = "claude-code", pay
 
             hook.run_hook(payload or b"", bucket, env.logs, deadline_s=deadline, security=security, agent="codex",
                           sessions=codex.default_root(env.user_home, env.environ))
+        elif fast.PAYLOAD is not None:  # the entry point read stdin already
+            hook.run_hook(fast.PAYLOAD, bucket, env.logs, deadline_s=deadline, security=security)
         elif fd is None:
             hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline, security=security)
         else:
@@ -111,23 +116,6 @@ def hook_cli(env: Env, timeout: float | None, *, agent: str = "claude-code", pay
         watchdog.cancel()
         _restore_stdout(saved)
     sys.exit(0)
-
-
-def _run_chained(env: Env, chain: str, payload: bytes) -> None:
-    """The user's own notify program, which ours took the place of: same payload, detached, first."""
-    import json
-    import subprocess
-
-    from ..capture import hook
-
-    try:
-        argv = json.loads(chain)
-        if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
-            raise ValueError("not a list of strings")
-        subprocess.Popen([*argv, payload.decode("utf-8", "replace")], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    except (ValueError, OSError) as exc:
-        hook.log_failure(env.logs, None, f"chained notify program did not start: {exc}")
 
 
 def _silence_stdout() -> int | None:

@@ -23,7 +23,7 @@ import pytest
 
 from opentraces.ids import trace_id_for
 
-from bucketrig import REAL_CLAUDE, copy_file, rewrite_session, run_cli_process
+from bucketrig import REAL_CLAUDE, copy_file, rewrite_session, run_cli_process, tree_digest
 
 REAL_SESSION_ID = "164b9ad1-4c1b-4602-9102-5276951a1594"
 REAL_CWD = "/workspace/claude-real-edit-box/project"
@@ -305,3 +305,26 @@ def test_the_alarm_at_any_point_leaves_a_bucket_the_next_hook_completes(tmp_path
         assert problems == [], (deadline, problems)
     assert timed_out >= 1  # the sweep did interrupt captures
     assert len((logs / "hook-errors.log").read_text().splitlines()) == timed_out
+
+
+def test_an_unchanged_session_is_answered_without_loading_the_bucket(session, cli):
+    """The entry point's fast path (opentraces.cli.fast): the cursor says the transcript is captured,
+    so the process exits 0 before pygit2 or the bucket code is imported; a grown transcript still
+    goes the full way with the payload the fast path read."""
+    proc, _ = hook(payload(session))
+    assert proc.returncode == 0 and proc.stdout == b""
+    before = tree_digest(home() / "bucket", exclude=(".state",))
+    env = dict(os.environ)
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "opentraces.cli", "capture", "claude-code", "--hook"],
+                       input=payload(session), env=env, capture_output=True, timeout=120)
+    assert p.returncode == 0 and p.stdout == b""
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in p.stderr.decode().splitlines() if "|" in ln}
+    assert "opentraces.cli.fast" in imported and "pygit2" not in imported and "opentraces.bucket" not in imported
+    assert tree_digest(home() / "bucket", exclude=(".state",)) == before and log_lines() == []
+
+    with open(session, "ab") as f:  # one more row: the full path captures it, from the same payload
+        f.write(REAL_CLAUDE.read_bytes().splitlines(keepends=True)[-1].replace(b'"uuid":"', b'"uuid":"x'))
+    p = subprocess.run([sys.executable, "-X", "importtime", "-m", "opentraces.cli", "capture", "claude-code", "--hook"],
+                       input=payload(session), env=env, capture_output=True, timeout=120)
+    assert p.returncode == 0 and "pygit2" in p.stderr.decode()
+    assert tree_digest(home() / "bucket", exclude=(".state",)) != before and log_lines() == []
