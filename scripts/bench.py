@@ -85,7 +85,10 @@ def mb(n: int) -> float:
 
 
 def ot_exe() -> str:
-    """The console script next to this interpreter (no pyenv shim in the timing)."""
+    """The console script next to this interpreter (no pyenv shim in the timing); ``BENCH_OPENTRACES``
+    names another one (an older checkout, for before/after numbers)."""
+    if os.environ.get("BENCH_OPENTRACES"):
+        return os.environ["BENCH_OPENTRACES"]
     cand = Path(sysconfig.get_path("scripts")) / "opentraces"
     if cand.exists():
         return str(cand)
@@ -740,12 +743,23 @@ def bench_hook(run: Run) -> None:
     log(f"hook: first capture of one {a.hook_steps}-step session ({mb(nbytes):.1f} MB); one more turn of a "
         f"{a.hook_grow_steps}-step session ({mb(big_bytes):.1f} MB, {len(lines)} rows); {a.hook_repeats} repeats")
     cold, grow, same = [], [], []
+
+    def as_hook(dest: Path, session: Path) -> tuple[float, subprocess.CompletedProcess]:
+        """What Claude Code runs after a turn: ``capture claude-code --hook``, the payload on stdin."""
+        payload = json.dumps({"session_id": session.stem, "transcript_path": str(session), "cwd": str(session.parent),
+                              "hook_event_name": "Stop"}).encode()
+        dt, p = run_timed([run.ot, "--bucket", str(dest), "capture", "claude-code", "--hook"], env=run.env, stdin=payload)
+        log_file = Path(run.env["OPENTRACES_HOME"]) / "logs" / "hook-errors.log"
+        if p.returncode != 0 or (log_file.exists() and log_file.read_text().strip()):
+            raise SystemExit(f"bench: hook failed: {first_err(p)} {log_file.read_text() if log_file.exists() else ''}")
+        return dt, p
+
     for r in range(a.hook_repeats):
         # cold: the first capture of the whole session
         dest = run.fresh(f"hook-cold-{r}")
-        dt, p = run.cli("--bucket", str(dest), "capture", "claude-code", str(path))
-        if p.returncode != 0:
-            raise SystemExit(f"bench: hook capture failed: {first_err(p)}")
+        dt, p = as_hook(dest, path)
+        if not (dest / "manifest.json").exists():
+            raise SystemExit("bench: the hook captured nothing")
         cold.append(dt)
         rmtree(dest)
         # grown: the session was captured at its previous turn; one more turn arrived
@@ -756,11 +770,9 @@ def bench_hook(run: Run) -> None:
         live.write_bytes(b"".join(lines[:turn]))
         capture_paths(Bucket(dest), claude_code, [live])
         live.write_bytes(b"".join(lines))
-        dt, p = run.cli("--bucket", str(dest), "capture", "claude-code", str(live))
-        if p.returncode != 0:
-            raise SystemExit(f"bench: incremental capture failed: {first_err(p)}")
+        dt, p = as_hook(dest, live)
         grow.append(dt)
-        dt, p = run.cli("--bucket", str(dest), "capture", "claude-code", str(live))
+        dt, p = as_hook(dest, live)
         same.append(dt)
         rmtree(dest)
     res = {"steps": a.hook_steps, "bytes": nbytes, "grow_steps": a.hook_grow_steps, "grow_bytes": big_bytes,

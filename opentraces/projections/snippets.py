@@ -43,7 +43,7 @@ LANGUAGES = {
 }
 NAMES = {"dockerfile": "dockerfile", "makefile": "make", "cmakelists.txt": "cmake"}
 
-_NUMBERED = re.compile(r"^ *(\d+)(?:\t|→)(.*)$")
+_NUMBERED = re.compile(r"^ *(\d+)(?:\t|→)(.*)$", re.M)
 _PI_TRAILER = re.compile(r"\n*\[\d+ more lines? in file\. Use offset=\d+ to continue\.?\]\s*$")
 _SED_RANGE = re.compile(r"^'?(\d+)(?:,(\d+))?p'?$")
 
@@ -65,22 +65,12 @@ def _lines(text: str) -> int:
 
 
 def _numbered(text: str) -> tuple[str, int, int] | None:
-    """A ``cat -n``-style listing as (text, first line, last line)."""
-    first = last = None
-    out = []
-    for line in text.split("\n"):
-        m = _NUMBERED.match(line)
-        if m is None:
-            if line.strip():
-                return None
-            continue
-        n = int(m.group(1))
-        first = n if first is None else first
-        last = n
-        out.append(m.group(2))
-    if first is None:
+    """A ``cat -n``-style listing (every line numbered) as (text, first line, last line)."""
+    body = text.strip("\n")
+    found = _NUMBERED.findall(body)
+    if not found or len(found) != body.count("\n") + 1:
         return None
-    return "\n".join(out) + "\n", first, last
+    return "\n".join(line for _, line in found) + "\n", int(found[0][0]), int(found[-1][0])
 
 
 def _path_of(inp: dict) -> str | None:
