@@ -5,8 +5,10 @@ line ``{"batch": "opentraces.batch.v1", "writer", "seq", "prev", "events"}``
 followed by one canonical event per line. ``<seq>`` is the writer's batch
 number (12 digits); ``<batch-id>`` is the first 16 hex of the SHA-256 of the
 uncompressed bytes (so it derives from the writer id and the content);
-``prev`` is the full ``sha256:`` of the writer's previous batch. A batch is
-committed only by the atomic rename of its fsynced file.
+``prev`` is the full ``sha256:`` of the writer's previous batch; ``sig`` (a
+batch signed by its writer, ``opentraces.signing``) signs the other header
+fields and the SHA-256 of the event lines. A batch is committed only by the
+atomic rename of its fsynced file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -24,6 +26,10 @@ from gitref import faults
 from .encoding import GZIP_HEADER, address, canonical_json, gunzip_bytes, gzip_chunks, GzipError
 from .events import EventError, check_event
 from .fsio import fsync_dir, tmp_path_for
+from . import signing
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 BATCH_FORMAT = "opentraces.batch.v1"
 NAME_RE = re.compile(r"^(\d{12})-([0-9a-f]{16})\.jsonl\.gz$")
@@ -42,6 +48,7 @@ class BatchHeader:
     seq: int
     prev: str | None
     events: int
+    key: str | None = None  # the Ed25519 key id that signed the batch (None: an unsigned batch)
 
 
 @dataclass
@@ -56,16 +63,18 @@ def batch_name(seq: int, digest: str) -> str:
     return f"{seq:012d}-{digest[7:23]}.jsonl.gz"
 
 
-def encode_batch(writer: str, seq: int, prev: str | None, events: list[dict]) -> tuple[str, str, bytes]:
-    """Return (file name, sha256 address, gzip bytes) of a new batch."""
-    header = canonical_json(
-        {"batch": BATCH_FORMAT, "writer": writer, "seq": seq, "prev": prev, "events": len(events)}
-    )
-    lines = [header, b"\n"]
+def encode_batch(writer: str, seq: int, prev: str | None, events: list[dict],
+                 signer: "Ed25519PrivateKey | None" = None) -> tuple[str, str, bytes]:
+    """Return (file name, sha256 address, gzip bytes) of a new batch, signed by ``signer`` when given."""
+    fields = {"batch": BATCH_FORMAT, "writer": writer, "seq": seq, "prev": prev, "events": len(events)}
+    body = []
     for ev in events:
-        lines.append(canonical_json(ev))
-        lines.append(b"\n")
-    raw = b"".join(lines)
+        body.append(canonical_json(ev))
+        body.append(b"\n")
+    body_bytes = b"".join(body)
+    if signer is not None:
+        fields["sig"] = signing.sign(signer, fields, address(body_bytes))
+    raw = canonical_json(fields) + b"\n" + body_bytes
     digest = address(raw)
     return batch_name(seq, digest), digest, gzip_chunks([raw])
 
@@ -113,7 +122,15 @@ def decode_batch(name: str, data: bytes, *, check_events: bool = True) -> Batch:
         raise BatchError("unreadable batch header") from None
     if not isinstance(head, dict) or head.get("batch") != BATCH_FORMAT:
         raise BatchError("not an opentraces batch header")
-    header = BatchHeader(head.get("writer"), head.get("seq"), head.get("prev"), head.get("events"))
+    key = None
+    if "sig" in head:  # the signature pins the header's fields and the event lines
+        fields = {k: v for k, v in head.items() if k != "sig"}
+        body = raw[len(lines[0]) + 1:]
+        try:
+            key = signing.verify(head["sig"], fields, address(body))
+        except signing.SignatureError as exc:
+            raise BatchError(str(exc)) from None
+    header = BatchHeader(head.get("writer"), head.get("seq"), head.get("prev"), head.get("events"), key)
     if header.seq != int(m.group(1)):
         raise BatchError("sequence in header does not match the file name")
     if header.events != len(lines) - 1:

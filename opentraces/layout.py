@@ -8,6 +8,7 @@ TRACES = "traces/v1"
 BLOBS = "blobs/v1"
 EVENTS = "events/v1"
 BATCHES = "events/v1/batches"
+TRUST = f"{EVENTS}/trust"  # writer key endorsements (opentraces.trust); travel with the bucket
 INDEX = "events/v1/index.json"
 MANIFEST = "manifest.json"
 MANIFEST_SHARDS = "manifest"  # manifest/<hh>.json: the rows, by trace id prefix

@@ -13,5 +13,6 @@ MIRROR = "mirror.json"              # what the Git mirror was last brought up to
 MIRROR_ERROR = "mirror-error.json"  # why the last mirror update failed
 REPACK = "mirror-repack.json"       # pack bytes after the mirror was last pruned
 REMOTE = "remote.json"              # the remote's refs when last pulled or pushed
+TRUST_ROOTS = "trust-roots.json"    # the root keys this bucket trusts (opentraces.trust)
 
-ALL = (WRITER, LOCK, WRITING, LAST_BATCH, CURSORS, REPOS, ANCHORS, MIRROR, MIRROR_ERROR, REPACK, REMOTE)
+ALL = (WRITER, LOCK, WRITING, LAST_BATCH, CURSORS, REPOS, ANCHORS, MIRROR, MIRROR_ERROR, REPACK, REMOTE, TRUST_ROOTS)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from . import layout, statefiles
+from . import signing
 from .batches import Batch, BatchError, BatchHeader, encode_batch, read_batch, read_header, write_batch
 from .blobs import PendingBlobs
 from .bucket import Bucket
@@ -94,11 +95,13 @@ class Writer:
         head = index["writers"].get(writer)
         seq = head["seq"] + 1 if head else 1
         prev = head["head"] if head else None
-        name, digest, data = encode_batch(writer, seq, prev, events)
+        signer = signing.writer_key(self.bucket.state_dir, writer)
+        name, digest, data = encode_batch(writer, seq, prev, events, signer)
         write_batch(check_inside(self.root, self.root / layout.BATCHES), name, data)
         result.batch = name  # committed: from here on, a failure loses nothing
         self.bucket.write_state(statefiles.LAST_BATCH, {"name": name})
-        batch = Batch(name, BatchHeader(writer, seq, prev, len(events)), digest, events)
+        batch = Batch(name, BatchHeader(writer, seq, prev, len(events), signing.key_id(signer.public_key())),
+                      digest, events)
         result.events = len(events)
         result.traces = self.project([batch], index)
         for hook in self.after_commit:

@@ -161,6 +161,69 @@ def repair_cmd(env: Env, as_json: bool) -> None:
     run("bucket.repair", as_json, go)
 
 
+@bucket.group("trust")
+def trust_group() -> None:
+    """Signed batches: the writer keys this bucket trusts (docs/SECURITY.md)."""
+
+
+def _trust(env: Env, as_json: bool, what: str, fn) -> None:
+    def go():
+        from .. import trust
+
+        res = fn(trust, Bucket.open(env.bucket))
+        return {"trust": res}, _render_trust, 0
+
+    run(f"bucket.trust.{what}", as_json, go)
+
+
+def _render_trust(r: dict) -> None:
+    t = r["trust"]
+    echo("enforced: pulls refuse batches no trusted key signed" if t["enforced"]
+         else "not enforced: no root key pinned ('opentraces bucket trust init' on the first machine)")
+    for k in t["keys"]:
+        tags = [x for x, on in (("root", k["root"]), ("trusted", k["trusted"]), ("this writer", k["this_writer"])) if on]
+        by = f"  endorsed by {', '.join(k['endorsed_by'])}" if k["endorsed_by"] else ""
+        note = f"  ({k['note']})" if k["note"] else ""
+        echo(f"{k['fingerprint']}  {', '.join(tags) or 'not trusted'}{note}{by}")
+        echo(f"  {k['key']}")
+
+
+@trust_group.command("list")
+@json_opt
+@click.pass_obj
+def trust_list(env: Env, as_json: bool) -> None:
+    """This writer's key, the pinned roots and every endorsed key."""
+    _trust(env, as_json, "list", lambda t, b: t.summary(b))
+
+
+@trust_group.command("init")
+@click.option("--note", default="", help="A name for this machine's key (e.g. 'laptop').")
+@json_opt
+@click.pass_obj
+def trust_init(env: Env, note: str, as_json: bool) -> None:
+    """Make this writer's key the bucket's root: from now on pulls refuse untrusted batches."""
+    _trust(env, as_json, "init", lambda t, b: t.init(b, note))
+
+
+@trust_group.command("add")
+@click.argument("key")
+@click.option("--note", default="", help="A name for that key (e.g. 'ci-runner').")
+@json_opt
+@click.pass_obj
+def trust_add(env: Env, key: str, note: str, as_json: bool) -> None:
+    """Vouch for another writer's key (its 'bucket trust list' shows it); push to share it."""
+    _trust(env, as_json, "add", lambda t, b: t.add(b, key, note))
+
+
+@trust_group.command("pin")
+@click.argument("key")
+@json_opt
+@click.pass_obj
+def trust_pin(env: Env, key: str, as_json: bool) -> None:
+    """Pin a root key before the first pull (instead of trusting the remote's root on first use)."""
+    _trust(env, as_json, "pin", lambda t, b: t.pin(b, key))
+
+
 @bucket.command("import")
 @click.option("--from", "source", required=True, type=click.Path(file_okay=False),
               help="An opentraces 0.4.x home (e.g. ~/.opentraces) or its bucket folder; only read.")

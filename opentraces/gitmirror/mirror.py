@@ -31,6 +31,7 @@ from gitref.objects import BLOB
 from .. import layout, refnames, statefiles
 from ..blobs import blob_path, blob_problem, read_raw, referenced_blobs
 from ..bucket import Bucket
+from .. import signing
 from ..refilters import RECORDS
 from ..encoding import address
 from ..errors import OfflineError
@@ -150,6 +151,7 @@ def _bucket_changes(bucket: Bucket, traces: Iterable[tuple[str, str]], batches: 
     for name in batches:
         changes[f"{layout.BATCHES}/{name}"] = (root / layout.BATCHES / name).read_bytes()
     changes.update(_files_under(root, RECORDS))  # re-filter records: few, small, and every machine needs them
+    changes.update(_files_under(root, layout.TRUST))  # trust endorsements: the same
     for rel in (layout.INDEX, layout.MANIFEST, *sorted(shards)):
         try:
             changes[rel] = (root / rel).read_bytes()
@@ -199,6 +201,8 @@ def _events_chains(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, bat
             msg = (f"batch {h.seq} of writer {writer} ({h.events} events)\n\n"
                    f"Batch: {b.name}\nWriter: {writer}\nSeq: {h.seq}\nEvents: {h.events}\n"
                    f"Sha256: {b.sha256}\nPrev: {h.prev}\n")
+            if getattr(h, "key", None):  # who signed it (docs/SECURITY.md "Signed batches")
+                msg += f"Signed-By: {h.key}\nKey-Fingerprint: {signing.fingerprint(h.key)}\n"
             tree = w.tree({"events": {"v1": {"batches": {b.name: raw}}}})
             tip = w.commit(tree, [tip] if tip is not None else [], msg, _batch_time(b))
         tips[events_ref(writer)] = tip

@@ -78,7 +78,21 @@ def _verify(bucket: Bucket, *, sample: int | None, progress=None) -> dict[str, A
         kind = "batch_gzip" if "gzip" in detail else ("event_id" if "event_id" in detail else "batch_corrupt")
         if "does not match the batch id" in detail:
             kind = "batch_hash"
+        elif "signature" in detail:
+            kind = "batch_signature"
         problems.append(_problem(kind, f"{layout.BATCHES}/{name}", detail))
+
+    # signed batches: once the bucket pins a root key, every batch must be signed by a trusted key
+    from .. import trust
+
+    pins = trust.pinned(bucket)
+    if pins is not None:
+        trusted = trust.trusted_keys(trust.endorsements(bucket.root), pins["roots"])
+        for b in scan.batches:
+            why = trust.batch_problem(b.header, trusted, pins.get("unsigned_until") or {})
+            if why:
+                problems.append(_problem("batch_untrusted", f"{layout.BATCHES}/{b.name}",
+                                         f"{why}; if the key is yours, run 'opentraces bucket trust add KEY'"))
 
     # temp files a dead writer left (under the shared lock, none can belong to a live one)
     if sample is None:

@@ -36,6 +36,7 @@ import pygit2
 import gitref
 
 from .. import layout, refnames
+from .. import signing
 from ..batches import encode_batch, write_batch
 from ..blobs import PendingBlobs, stored_source
 from ..bucket import Bucket
@@ -177,7 +178,7 @@ def refilter(writer, filt: CaptureFilter, trace_ids: list[str] | None = None, *,
     writer.commit(new_events, blobs)
     # 2. the rewrite, announced first so that a crash leaves the gate closed and the next run finishes it
     batches_now = scan_batches(bucket).batches
-    renames = _rechain(batches_now, dropped)
+    renames = _rechain(batches_now, dropped, signing.writer_key(bucket.state_dir, bucket.writer_id()))
     names = {old: new for old, (new, _data) in sorted(renames.items())}
     record_id = address(canonical_json({"time": stamp, "batches": names, "dropped": sorted(dropped)}))[7:23]
     record = {"format": RECORD_FORMAT, "id": record_id, "time": stamp, "policy": filt.stamp["policy"],
@@ -197,8 +198,9 @@ def refilter(writer, filt: CaptureFilter, trace_ids: list[str] | None = None, *,
     return out
 
 
-def _rechain(batches, dropped: set[str]) -> dict[str, tuple[str, bytes]]:
-    """old name -> (new name, gzip bytes) for every batch from each writer's first touched one on."""
+def _rechain(batches, dropped: set[str], signer) -> dict[str, tuple[str, bytes]]:
+    """old name -> (new name, gzip bytes) for every batch from each writer's first touched one on,
+    signed by this writer (the one that re-filtered)."""
     by_writer: dict[str, list] = {}
     for b in batches:
         by_writer.setdefault(b.header.writer, []).append(b)
@@ -211,7 +213,7 @@ def _rechain(batches, dropped: set[str]) -> dict[str, tuple[str, bytes]]:
         prev = chain[first].header.prev
         for b in chain[first:]:
             kept = [e for e in b.events if e["event_id"] not in dropped]
-            name, digest, data = encode_batch(writer_id, b.header.seq, prev, kept)
+            name, digest, data = encode_batch(writer_id, b.header.seq, prev, kept, signer)
             out[b.name] = (name, data)
             prev = digest
     return out

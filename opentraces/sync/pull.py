@@ -24,6 +24,7 @@ from ..batches import write_batch
 from ..bucket import Bucket
 from ..errors import CorruptionError
 from ..gitmirror.mirror import move_ref, open_mirror
+from .. import trust
 from ..refilters import RECORDS, drop_replaced_batches, parse_record, records, write_record
 from ..writer import writing
 from . import staging
@@ -51,6 +52,7 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
         repo = open_mirror(bucket)
         try:
             staged = staging.fetch(transport, repo, _wanted(ours, eager), progress=progress)
+            _refuse_rollback(bucket, repo, transport.url, staged)
             new_records = _new_records(bucket, repo, staged)
             on_disk = set(bucket.batch_names())
             adopted = [(name, doc) for name, doc in new_records
@@ -61,18 +63,22 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
                     f"the remote was re-filtered (record {ids}, {sum(len(r.get('traces') or []) for _n, r in adopted)} "
                     "trace(s)): its history replaces batches this bucket holds; nothing was changed here",
                     "run 'opentraces bucket remote pull --adopt-refilter' to replace your copies with the filtered ones")
-            for name, doc in new_records:
-                if (name, doc) not in adopted:  # kept, so this bucket's pushes carry them on
-                    write_record(bucket.root, name, doc)
             index = bucket.index() or {"writers": {}}
             heads = _kept_heads(bucket, [d for _n, d in adopted]) if adopted else index["writers"]
             incoming = staging.verify_events(repo, staged, heads, ignore_local_refs=bool(adopted))
+            keep, first_pin = trust.check_pull(bucket, _staged_endorsements(repo, staged), incoming.batches)
+            for name, doc in new_records:  # every check passed: from here on the bucket changes
+                if (name, doc) not in adopted:  # kept, so this bucket's pushes carry them on
+                    write_record(bucket.root, name, doc)
+            pinned_now, trust_files = trust.apply_pull(bucket, keep, first_pin)
             blobs_written = _eager_blobs(bucket, repo, staged) if eager else 0
             if adopted:  # verified: now replace this bucket's copies
                 written = _adopt(w, bucket, repo, adopted, incoming)
             else:
                 written = _write_batches(bucket, incoming)
                 w.catch_up()
+            if trust_files and not written:  # new endorsements only: the bucket ref carries them
+                w.update_mirror([], [])
             merged = _merge_bucket_ref(repo, staged.get(refnames.BUCKET))
             _align_main(repo)
             blobs_written += _converge_blob_refs(bucket, repo, transport, ours, eager)
@@ -84,7 +90,35 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
             "refilters_adopted": [r.get("id") for _n, r in adopted],
             "events": sum(len(b.events) for b, _ in incoming.batches), "writers": incoming.writers,
             "traces": traces, "bucket_merge": merged, "blobs_written": blobs_written,
-            "eager": eager}
+            "eager": eager, "trust_pinned": pinned_now}
+
+
+def _refuse_rollback(bucket: Bucket, repo: pygit2.Repository, url: str, staged: dict[str, pygit2.Oid]) -> None:
+    """A ref that only grows (a writer's events, the bucket) now behind what this bucket last saw
+    of the same remote: the host rolled it back (or restored an old backup). Refused and named."""
+    from .. import statefiles
+    from ..refilters import is_superseded, superseded
+
+    last = bucket.read_state(statefiles.REMOTE)
+    if not isinstance(last, dict) or last.get("url") != url:
+        return
+    replaced = superseded(bucket.root)
+    for name, seen in sorted((last.get("refs") or {}).items()):
+        if refnames.kind_of(name) not in ("events", "bucket") or name not in staged:
+            continue
+        now = staged[name]
+        try:
+            before = pygit2.Oid(hex=seen)
+        except ValueError:
+            continue
+        if now == before or before not in repo or is_superseded(before, replaced):
+            continue
+        if gitref.is_ancestor(repo, now, before):
+            raise CorruptionError(
+                f"the remote's {name} went back from {seen[:12]} to {str(now)[:12]}, which it held before: "
+                "the remote was rolled back (or restored from an old copy); nothing was changed here",
+                "run 'opentraces bucket remote push' from this machine to put back what it holds, "
+                "and find out who rolled the remote back")
 
 
 def _write_batches(bucket: Bucket, incoming: staging.Incoming) -> int:
@@ -164,23 +198,33 @@ def _eager_blobs(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygi
 # ------------------------------------------------------------------ re-filters from another machine
 
 
-def _staged_records(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[dict[str, Any]]:
-    """The re-filter records in the remote's bucket tree."""
+def _staged_folder(repo: pygit2.Repository, staged: dict[str, pygit2.Oid], folder: str, parse) -> list[tuple[str, Any]]:
+    """(file name, parsed document) of the files in a folder of the remote's bucket tree."""
     tip = staged.get(refnames.BUCKET)
     if tip is None:
         return []
     try:
         tree = repo[tip].peel(pygit2.Tree)
-        folder = tree[RECORDS]
+        entries = repo[tree[folder].id]
     except KeyError:
         return []
     out = []
-    for entry in repo[folder.id]:
+    for entry in entries:
         obj = repo.get(entry.id)
-        doc = parse_record(obj.data) if isinstance(obj, pygit2.Blob) else None
+        doc = parse(obj.data) if isinstance(obj, pygit2.Blob) else None
         if doc is not None:
             out.append((entry.name, doc))
     return out
+
+
+def _staged_records(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[tuple[str, dict[str, Any]]]:
+    """The re-filter records in the remote's bucket tree."""
+    return _staged_folder(repo, staged, RECORDS, parse_record)
+
+
+def _staged_endorsements(repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[dict[str, Any]]:
+    """The trust endorsements in the remote's bucket tree whose signatures verify."""
+    return [doc for name, doc in _staged_folder(repo, staged, trust.FOLDER, trust.parse) if name == trust.file_name(doc)]
 
 
 def _new_records(bucket: Bucket, repo: pygit2.Repository, staged: dict[str, pygit2.Oid]) -> list[tuple[str, dict]]:
