@@ -804,6 +804,47 @@ def bench_hook(run: Run) -> None:
 
 
 # --------------------------------------------------------------------------
+# signing (issue #12): what a signature adds to writing and to reading one batch
+
+
+def bench_signing(run: Run) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from opentraces.batches import decode_batch, encode_batch
+    from opentraces.capture import claude_code
+    from opentraces.capture.emit import session_events
+    from opentraces.project import Project
+
+    _, paths, _ = sessions(8, run.args.cap_steps, run.args.seed)
+    key = Ed25519PrivateKey.generate()
+    res: dict[str, Any] = {}
+    sec = "signing"
+    for label, n in (("one 50-step session", 1), ("8 sessions", 8)):
+        events = []
+        for p in paths[:n]:
+            data = p.read_bytes()
+            parsed = claude_code.parse(data, p.name)
+            evs, _ = session_events(parsed, data, p.name, Project("bench-00000000", "/", None), f"{len(events):08x}-0000-5000-8000-000000000000", [])
+            events += evs
+        reps = 15
+        enc_plain, enc_signed, dec_plain, dec_signed = [], [], [], []
+        for _ in range(reps):
+            t = time.perf_counter(); name0, _, d0 = encode_batch("wbench", 1, None, events); enc_plain.append(time.perf_counter() - t)
+            t = time.perf_counter(); name1, _, d1 = encode_batch("wbench", 1, None, events, key); enc_signed.append(time.perf_counter() - t)
+            t = time.perf_counter(); decode_batch(name0, d0); dec_plain.append(time.perf_counter() - t)
+            t = time.perf_counter(); decode_batch(name1, d1); dec_signed.append(time.perf_counter() - t)
+        size = len(d1)
+        res[label] = {"events": len(events), "gzip_bytes": size, "encode_s": med(enc_plain), "encode_signed_s": med(enc_signed),
+                      "decode_s": med(dec_plain), "decode_signed_s": med(dec_signed)}
+        run.row(sec, f"{label}: {len(events)} events, {size / 1024:.0f} kB", "")
+        run.row(sec, "  sign (added to writing the batch)",
+                f"{(med(enc_signed) - med(enc_plain)) * 1000:.2f} ms ({med(enc_signed) / med(enc_plain):.3f}x of {med(enc_plain) * 1000:.1f} ms)")
+        run.row(sec, "  verify (added to reading it)",
+                f"{(med(dec_signed) - med(dec_plain)) * 1000:.2f} ms ({med(dec_signed) / med(dec_plain):.3f}x of {med(dec_plain) * 1000:.1f} ms)")
+    run.results["signing"] = res
+
+
+# --------------------------------------------------------------------------
 # profile
 
 
@@ -924,7 +965,7 @@ def print_table(run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security"):
+    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security", "signing"):
         ap.add_argument(f"--{s}", action="store_true", help=f"run the {s} section")
     ap.add_argument("--quick", action="store_true", help="small scales, finishes in < 2 minutes (warm cache)")
     ap.add_argument("--json", type=Path, help="write every number to this file")
@@ -970,10 +1011,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.mirror_captures = a.mirror_captures or (150 if q else 1000)
     a.sync_sessions = a.sync_sessions or (100 if q else 1000)
     a.sync_repeats = a.sync_repeats or (1 if q else 2)
-    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security")
+    sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security",
+                            "signing")
                 if getattr(a, s)]
     if not sections:
-        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync", "security"] + ([] if q else ["profile"])
+        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync", "security", "signing"] + (
+            [] if q else ["profile"])
     if a.no_ref and "ref" in sections:
         sections.remove("ref")
     a.sections = sections
@@ -997,7 +1040,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "scale": lambda r: bench_scale.bench_scale(r, bench_mod()),
                                              "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod()),
                                              "sync": lambda r: bench_sync.bench_sync(r, bench_mod()),
-                                             "security": lambda r: bench_security.bench_security(r, bench_mod())}
+                                             "security": lambda r: bench_security.bench_security(r, bench_mod()),
+                                             "signing": bench_signing}
     try:
         for s in a.sections:
             ts = time.perf_counter()
