@@ -122,15 +122,8 @@ def decode_batch(name: str, data: bytes, *, check_events: bool = True) -> Batch:
         raise BatchError("unreadable batch header") from None
     if not isinstance(head, dict) or head.get("batch") != BATCH_FORMAT:
         raise BatchError("not an opentraces batch header")
-    key = None
-    if "sig" in head:  # the signature pins the header's fields and the event lines
-        fields = {k: v for k, v in head.items() if k != "sig"}
-        body = raw[len(lines[0]) + 1:]
-        try:
-            key = signing.verify(head["sig"], fields, address(body))
-        except signing.SignatureError as exc:
-            raise BatchError(str(exc)) from None
-    header = BatchHeader(head.get("writer"), head.get("seq"), head.get("prev"), head.get("events"), key)
+    header = BatchHeader(head.get("writer"), head.get("seq"), head.get("prev"), head.get("events"),
+                         (head.get("sig") or {}).get("key") if isinstance(head.get("sig"), dict) else None)
     if header.seq != int(m.group(1)):
         raise BatchError("sequence in header does not match the file name")
     if header.events != len(lines) - 1:
@@ -147,6 +140,13 @@ def decode_batch(name: str, data: bytes, *, check_events: bool = True) -> Batch:
             except EventError as exc:
                 raise BatchError(f"line {i + 1}: {exc}") from None
         events.append(ev)
+    if "sig" in head:  # the signature pins the header's fields and the event lines (checked last: an
+        # edited event is named by its recomputed id first)
+        fields = {k: v for k, v in head.items() if k != "sig"}
+        try:
+            signing.verify(head["sig"], fields, address(raw[len(lines[0]) + 1:]))
+        except signing.SignatureError as exc:
+            raise BatchError(str(exc)) from None
     return Batch(name, header, digest, events)
 
 

@@ -46,11 +46,9 @@ def login_cmd(env: Env, token, username, ssh_key, ssh_agent, remote_url, as_json
         if remote_url is not None:
             config.check_remote_url(remote_url)
         if url:
-            from ..sync.transport import Transport, local_url
-            from .remote_cmd import BASE_ENV_KEYS
+            from .remote_cmd import make_transport
 
-            base = {k: env.environ[k] for k in BASE_ENV_KEYS if k in env.environ}
-            checked = Transport(local_url(url), cred, env.home, base).check()  # raises: exit 3, nothing saved
+            checked = make_transport(env, url, cred).check()  # raises: exit 3, nothing saved
         path = auth.save(env.home, cred)
         return {"auth": {**cred.describe(), "path": str(path)}, "remote": checked}, lambda r: echo(
             f"logged in ({r['auth']['kind']}); credential in {r['auth']['path']}"

@@ -20,6 +20,7 @@ COMMANDS = {
     "setup": ("opentraces.cli.setup_cmd", "setup"),
     "auth": ("opentraces.cli.auth_cmd", "auth_group"),
     "config": ("opentraces.cli.security_cmd", "config_group"),
+    "key": ("opentraces.cli.key_cmd", "key_group"),
 }
 
 

@@ -19,15 +19,27 @@ BASE_ENV_KEYS = ("PATH", "HOME", "SSH_AUTH_SOCK", "TMPDIR")
 
 def transport_for(env: Env, url: str | None = None):
     """The configured remote with this machine's credential (a CI token from OPENTRACES_TOKEN wins)."""
-    from ..sync.transport import Transport, local_url
-
     url = url or config.remote_url(env.home)
     if not url:
         raise ConfigError("this bucket has no remote", "run 'opentraces setup bucket --remote URL'")
     cred = auth.load(env.home, env_token=env.environ.get("OPENTRACES_TOKEN"),
                      env_username=env.environ.get("OPENTRACES_USERNAME"))
+    return make_transport(env, url, cred)
+
+
+def make_transport(env: Env, url: str, cred):
+    """A Transport to ``url``; an encrypting one when this machine has a remote key (``bucket.encryption``)."""
+    from ..sync.transport import Transport, local_url
+
     base = {k: env.environ[k] for k in BASE_ENV_KEYS if k in env.environ}
-    return Transport(local_url(url), cred, env.home, base)
+    fp = config.get(config.load(env.home), "bucket.encryption")
+    if not fp:
+        return Transport(local_url(url), cred, env.home, base)
+    from .. import remotekey
+    from ..sync.crypt import EncryptedTransport
+
+    return EncryptedTransport(local_url(url), cred, env.home, base, secret=remotekey.load(env.home, fp),
+                              mirror=env.bucket / ".git", state_dir=env.bucket / ".state")
 
 
 @contextlib.contextmanager

@@ -197,9 +197,10 @@ def _render_codex(res: dict) -> None:
               help="Security policy without the wizard (default: recommended).")
 @click.option("--enable-security-tool", "enable", multiple=True, help="Turn one redaction tool on (repeatable).")
 @click.option("--disable-security-tool", "disable", multiple=True, help="Turn one redaction tool off (repeatable).")
+@click.option("--encrypt", is_flag=True, help="End-to-end encrypt the remote (a key made here; docs/SECURITY.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout (never prompts).")
 @click.pass_obj
-def bucket_cmd(env: Env, remote_url, policy, enable, disable, as_json) -> None:
+def bucket_cmd(env: Env, remote_url, policy, enable, disable, encrypt, as_json) -> None:
     """Set the bucket security policy, then the remote (requires 'opentraces auth login')."""
     from .. import auth, config
     from ..errors import ConfigError
@@ -222,6 +223,19 @@ def bucket_cmd(env: Env, remote_url, policy, enable, disable, as_json) -> None:
             url = click.prompt("remote URL (empty: none yet)", default=config.get(doc, "bucket.remote") or "",
                                show_default=bool(config.get(doc, "bucket.remote")), err=True).strip() or None
         checked = None
+        encryption = None
+        if encrypt:
+            from .. import remotekey
+
+            fp = config.get(doc, "bucket.encryption")
+            if not fp:
+                _secret, fp = remotekey.create(env.home)
+                config.put(doc, "bucket.encryption", fp)
+                config.save(env.home, doc)  # before the remote check: it reads the key
+            encryption = {"fingerprint": fp, "path": str(remotekey.key_path(env.home, fp)),
+                          "warning": "the remote is readable only with this key: if every copy of it is lost, the "
+                                     "remote's content is lost too. Keep a copy: 'opentraces key export --out FILE' "
+                                     "(passphrase-protected), and import it on your other machines"}
         if url:
             from .remote_cmd import transport_for
 
@@ -235,12 +249,15 @@ def bucket_cmd(env: Env, remote_url, policy, enable, disable, as_json) -> None:
         for tool in changes["disabled"]:
             click.echo(f"warning: the policy turned off security.{tool}.enabled (machine-global)", err=True)
         out = {"security": pol.describe(doc), "changes": changes, "remote": checked,
-               "config": str(config.config_path(env.home))}
+               "config": str(config.config_path(env.home)), "encryption": encryption}
 
         def render(r):
             s = r["security"]
             echo(f"policy   {s['policy']}  ({', '.join(t for t, on in s['tools'].items() if on) or 'no tools'})")
             echo(f"remote   {r['remote']['url'] + ' (reachable)' if r['remote'] else 'none; run opentraces setup bucket --remote URL'}")
+            if r.get("encryption"):
+                echo(f"encrypt  key {r['encryption']['fingerprint']} ({r['encryption']['path']})")
+                echo(f"warning  {r['encryption']['warning']}")
 
         return out, render, 0
 

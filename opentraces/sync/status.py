@@ -60,7 +60,8 @@ def status(bucket: Bucket, transport: Transport, remote_refs: dict[str, pygit2.O
     summ = head.get("summary") or {}
     local_side = {"digest": head.get("digest"), "traces": summ.get("trace_count", 0),
                   "batches": (summ.get("batches") or {}).get("batch_count", 0)}
-    out: dict[str, Any] = {"url": transport.url, "local": local_side}
+    out: dict[str, Any] = {"url": transport.url, "local": local_side,
+                           "encrypted": getattr(transport, "fingerprint", None)}  # the remote key, when encrypted
     try:
         listed = transport.ls_remote() if remote_refs is None else remote_refs
     except (UnauthorizedError, UnreachableError) as exc:

@@ -36,6 +36,9 @@ _UNREACHABLE = re.compile(r"Could not resolve|Connection refused|Failed to conne
                           r"No such file or directory|not a git repository", re.I)
 
 
+ENCRYPTED_PREFIX = "refs/opentraces/e1/"  # opentraces.sync.crypt.ENC_PREFIX
+
+
 class UnauthorizedError(ConfigError):
     state = "unauthorized"
 
@@ -101,9 +104,14 @@ class Transport:
     # ------------------------------------------------------------ operations
     def ls_remote(self, patterns: list[str] | None = None) -> dict[str, pygit2.Oid]:
         try:
-            return gitref.ls_remote(self.url, self.env(), patterns)
+            refs = gitref.ls_remote(self.url, self.env(), patterns)
         except gitref.RemoteError as exc:
             raise self.error(exc) from None
+        if type(self) is Transport and any(n.startswith(ENCRYPTED_PREFIX) for n in refs):
+            raise ConfigError(f"the remote {self.url} is end-to-end encrypted and this machine has no key for it",
+                              "copy the key here: 'opentraces key export' on a machine that has it, then "
+                              "'opentraces key import FILE'")
+        return refs
 
     def fetch(self, repo: pygit2.Repository, refspecs: list[str], progress=None) -> gitref.Transfer:
         try:

@@ -193,7 +193,8 @@ def test_edited_event_line_renamed_to_match(bucket, cli):
 
 
 def test_edited_event_id_recomputed_breaks_chain(bucket, cli):
-    """Even a consistent forgery (new event id, new name) breaks the writer's hash chain."""
+    """Even a consistent forgery (new event id, new name) fails the writer's signature; one that
+    also drops the signature breaks the writer's hash chain."""
     from opentraces.events import event_id_of
 
     first, second = batch_files(bucket)
@@ -206,6 +207,15 @@ def test_edited_event_id_recomputed_breaks_chain(bucket, cli):
     forged = first.with_name(f"{NAME_RE.match(first.name).group(1)}-{address(raw)[7:23]}.jsonl.gz")
     first.unlink()
     forged.write_bytes(gzip_bytes(raw))
+    v = verify_full(cli, bucket)
+    assert v["exit"] == 1
+    assert [p["kind"] for p in v["problems"] if p["path"] == rel(bucket, forged)] == ["batch_signature"]
+
+    head, rest = raw.split(b"\n", 1)
+    unsigned = canonical_json({k: x for k, x in orjson.loads(head).items() if k != "sig"}) + b"\n" + rest
+    forged.unlink()
+    forged = first.with_name(f"{NAME_RE.match(first.name).group(1)}-{address(unsigned)[7:23]}.jsonl.gz")
+    forged.write_bytes(gzip_bytes(unsigned))
     v = verify_full(cli, bucket)
     assert v["exit"] == 1
     chain = [p for p in v["problems"] if p["kind"] == "batch_chain"]

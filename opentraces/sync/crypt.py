@@ -1,0 +1,349 @@
+"""End-to-end encrypted remotes: the mirror's Git objects sealed one by one, deterministically.
+
+The remote receives a *shadow* of each object the bucket pushes, built with
+AES-SIV (RFC 5297, deterministic authenticated encryption, 512-bit keys
+derived per purpose from the remote key, ``opentraces.remotekey``):
+
+- a blob's shadow is a blob holding ``AES-SIV(objects key, content, ad="blob")``;
+- a tree's shadow is a tree with the same modes whose entry names are
+  ``base32(AES-SIV(names key, name, ad="entry"))`` and whose entries are the
+  shadows of the children;
+- a commit's shadow has the shadow tree, the shadows of its parents (so the
+  history keeps its shape and pushes stay fast-forwards), a fixed author and
+  time (``opentraces <encrypted@opentraces.invalid>``, epoch 0) and a message
+  holding ``base64(AES-SIV(commits key, the commit's raw bytes, ad="commit"))``;
+- a ref ``refs/opentraces/v1/X`` (and ``refs/heads/main``) is pushed as
+  ``refs/opentraces/e1/<base32(AES-SIV(names key, name, ad="ref"))>``.
+
+The same plaintext gives the same shadow on every machine that holds the
+key, so pushes stay incremental (only new objects move), two machines
+converge on the same objects, and a lazy fetch of one trace's blob ref
+fetches that ref's objects only. Opening a shadow checks everything:
+AES-SIV authenticates every name and content, and an opened commit must
+name exactly the opened tree and parents, so a host that edits, swaps or
+invents an object is caught (``CryptError``, exit 5).
+
+What stays visible to the host: object counts and sizes (content + 16
+bytes), names' lengths, the shape of the history, and when pushes happen.
+
+A marker ref ``refs/opentraces/e1/key-<fingerprint>`` names the key (its
+fingerprint only); a machine with another key, or none, is refused with
+exit 3 before anything is read.
+
+Locally, shadows live in the mirror's object store under
+``refs/opentraces-encrypted/`` (so Git keeps them), and a small SQLite map
+(``.state/crypt-map.sqlite``) remembers plain <-> shadow ids so that only new
+objects are sealed or opened.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+import gitref
+
+from .. import remotekey
+from ..errors import ConfigError, CorruptionError
+from .transport import Transport
+
+ENC_PREFIX = "refs/opentraces/e1/"
+LOCAL_PREFIX = "refs/opentraces-encrypted/"  # the remote's shadows as last fetched or pushed
+STAGING_PREFIX = "refs/opentraces-encrypted-staging/"  # shadows being opened
+MARKER = ENC_PREFIX + "key-"
+MAP_NAME = "crypt-map.sqlite"
+_SIG = pygit2.Signature("opentraces", "encrypted@opentraces.invalid", 0, 0)
+_HEAD = "opentraces encrypted commit\n\n"
+
+
+class CryptError(CorruptionError):
+    """A shadow object that does not open: altered, swapped or invented on the remote."""
+
+
+def _b32(data: bytes) -> str:
+    return base64.b32encode(data).decode().rstrip("=").lower()
+
+
+def _unb32(text: str) -> bytes:
+    return base64.b32decode(text.upper() + "=" * (-len(text) % 8))
+
+
+class Crypt:
+    """Seal and open objects of one repository under one remote key."""
+
+    def __init__(self, repo: pygit2.Repository, secret: bytes, map_path: Path):
+        self.repo = repo
+        self.fingerprint = remotekey.fingerprint(secret)
+        self._obj = AESSIV(remotekey.derive(secret, "objects"))
+        self._name = AESSIV(remotekey.derive(secret, "names"))
+        self._commit = AESSIV(remotekey.derive(secret, "commits"))
+        map_path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(map_path))
+        self.db.execute("CREATE TABLE IF NOT EXISTS m (plain TEXT NOT NULL, shadow TEXT NOT NULL, PRIMARY KEY (plain))")
+        self.db.execute("CREATE INDEX IF NOT EXISTS m_shadow ON m (shadow)")
+        self._pending: list[tuple[str, str]] = []
+        self._cache_p: dict[str, pygit2.Oid] = {}
+        self._cache_s: dict[str, pygit2.Oid] = {}
+
+    def close(self) -> None:
+        self.flush()
+        self.db.close()
+
+    def flush(self) -> None:
+        if self._pending:
+            self.db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?)", self._pending)
+            self.db.commit()
+            self._pending = []
+
+    # ------------------------------------------------------------ the map
+    def _remember(self, plain: pygit2.Oid, shadow: pygit2.Oid) -> None:
+        self._pending.append((str(plain), str(shadow)))
+        self._cache_p[str(plain)] = shadow
+        self._cache_s[str(shadow)] = plain
+
+    def shadow_of(self, plain: pygit2.Oid) -> pygit2.Oid | None:
+        got = self._cache_p.get(str(plain))
+        if got is None:
+            row = self.db.execute("SELECT shadow FROM m WHERE plain = ?", (str(plain),)).fetchone()
+            got = pygit2.Oid(hex=row[0]) if row else None
+        return got if got is not None and got in self.repo else None
+
+    def plain_of(self, shadow: pygit2.Oid) -> pygit2.Oid | None:
+        got = self._cache_s.get(str(shadow))
+        if got is None:
+            row = self.db.execute("SELECT plain FROM m WHERE shadow = ?", (str(shadow),)).fetchone()
+            got = pygit2.Oid(hex=row[0]) if row else None
+        return got if got is not None and got in self.repo else None
+
+    # ------------------------------------------------------------ names
+    def ref_name(self, name: str) -> str:
+        token = _b32(self._name.encrypt(name.encode(), [b"ref"]))
+        return ENC_PREFIX + "/".join(token[i:i + 200] for i in range(0, len(token), 200))
+
+    def open_ref_name(self, shadow: str) -> str:
+        try:
+            return self._name.decrypt(_unb32(shadow[len(ENC_PREFIX):].replace("/", "")), [b"ref"]).decode()
+        except (InvalidTag, binascii.Error, ValueError, UnicodeDecodeError):
+            raise CryptError(f"the remote's ref {shadow[:60]}... does not open with key {self.fingerprint}; "
+                             "nothing was changed here", "check who writes to the remote") from None
+
+    def marker(self) -> tuple[str, pygit2.Oid]:
+        tree = self.repo.TreeBuilder().write()
+        oid = self.repo.create_commit(None, _SIG, _SIG, f"opentraces encrypted remote\n\nKey: {self.fingerprint}\n", tree, [])
+        return MARKER + self.fingerprint, oid
+
+    # ------------------------------------------------------------ sealing
+    def seal(self, oid: pygit2.Oid) -> pygit2.Oid:
+        """The shadow of ``oid`` (and of everything it reaches that has none yet)."""
+        done = self.shadow_of(oid)
+        if done is not None:
+            return done
+        obj = self.repo[oid]
+        if isinstance(obj, pygit2.Commit):
+            for c in self._unmapped_commits(oid, self.shadow_of):
+                self._seal_commit(c)
+            return self.shadow_of(oid)
+        return self._seal_tree(oid) if isinstance(obj, pygit2.Tree) else self._seal_blob(oid)
+
+    def _unmapped_commits(self, tip: pygit2.Oid, known) -> list[pygit2.Oid]:
+        """Commits reachable from ``tip`` that ``known`` has no answer for, parents first."""
+        need: set[str] = set()
+        stack = [tip]
+        while stack:
+            x = stack.pop()
+            if str(x) in need or known(x) is not None:
+                continue
+            need.add(str(x))
+            stack.extend(self.repo[x].parent_ids)
+        walker = self.repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
+        return [c.id for c in walker if str(c.id) in need]
+
+    def _seal_blob(self, oid: pygit2.Oid) -> pygit2.Oid:
+        done = self.shadow_of(oid)
+        if done is not None:
+            return done
+        shadow = self.repo.create_blob(self._obj.encrypt(self.repo[oid].data, [b"blob"]))
+        self._remember(oid, shadow)
+        return shadow
+
+    def _seal_tree(self, oid: pygit2.Oid) -> pygit2.Oid:
+        done = self.shadow_of(oid)
+        if done is not None:
+            return done
+        tb = self.repo.TreeBuilder()
+        for e in self.repo[oid]:
+            child = self._seal_tree(e.id) if e.filemode == pygit2.GIT_FILEMODE_TREE else self._seal_blob(e.id)
+            tb.insert(_b32(self._name.encrypt(e.name.encode(), [b"entry"])), child, e.filemode)
+        shadow = tb.write()
+        self._remember(oid, shadow)
+        return shadow
+
+    def _seal_commit(self, oid: pygit2.Oid) -> pygit2.Oid:
+        c = self.repo[oid]
+        tree = self._seal_tree(c.tree_id)
+        parents = [self.shadow_of(p) for p in c.parent_ids]
+        raw = self.repo.odb.read(oid)[1]
+        sealed = base64.b64encode(self._commit.encrypt(raw, [b"commit"])).decode()
+        body = "\n".join(sealed[i:i + 76] for i in range(0, len(sealed), 76))
+        shadow = self.repo.create_commit(None, _SIG, _SIG, _HEAD + body + "\n", tree, parents)
+        self._remember(oid, shadow)
+        return shadow
+
+    # ------------------------------------------------------------ opening
+    def open(self, shadow: pygit2.Oid, ref: str) -> pygit2.Oid:
+        """The plain object behind ``shadow`` (the tip of remote ref ``ref``), checked."""
+        done = self.plain_of(shadow)
+        if done is not None:
+            return done
+        try:
+            obj = self.repo[shadow]
+            if not isinstance(obj, pygit2.Commit):
+                raise CryptError(f"the remote's {ref} does not point at a commit; nothing was changed here",
+                                 "check who writes to the remote")
+            for c in self._unmapped_commits(shadow, self.plain_of):
+                self._open_commit(c, ref)
+            return self.plain_of(shadow)
+        except (InvalidTag, binascii.Error, ValueError, KeyError, UnicodeDecodeError) as exc:
+            raise CryptError(f"the remote's {ref} holds an object that does not open with key {self.fingerprint} "
+                             f"({type(exc).__name__}): it was altered or forged; nothing was changed here",
+                             "check who writes to the remote") from None
+
+    def _open_blob(self, shadow: pygit2.Oid) -> pygit2.Oid:
+        done = self.plain_of(shadow)
+        if done is not None:
+            return done
+        plain = self.repo.create_blob(self._obj.decrypt(self.repo[shadow].data, [b"blob"]))
+        self._remember(plain, shadow)
+        return plain
+
+    def _open_tree(self, shadow: pygit2.Oid) -> pygit2.Oid:
+        done = self.plain_of(shadow)
+        if done is not None:
+            return done
+        tb = self.repo.TreeBuilder()
+        for e in self.repo[shadow]:
+            child = self._open_tree(e.id) if e.filemode == pygit2.GIT_FILEMODE_TREE else self._open_blob(e.id)
+            tb.insert(self._name.decrypt(_unb32(e.name), [b"entry"]).decode(), child, e.filemode)
+        plain = tb.write()
+        self._remember(plain, shadow)
+        return plain
+
+    def _open_commit(self, shadow: pygit2.Oid, ref: str) -> pygit2.Oid:
+        c = self.repo[shadow]
+        msg = c.message
+        if not msg.startswith(_HEAD):
+            raise ValueError("not a sealed commit")
+        raw = self._commit.decrypt(base64.b64decode("".join(msg[len(_HEAD):].split()), validate=True), [b"commit"])
+        tree = self._open_tree(c.tree_id)
+        parents = [self.plain_of(p) for p in c.parent_ids]
+        plain = self.repo.odb.write(pygit2.enums.ObjectType.COMMIT, raw)
+        opened = self.repo[plain]
+        if opened.tree_id != tree or list(opened.parent_ids) != parents:
+            raise CryptError(f"the remote's {ref} holds a commit whose sealed content names another tree or "
+                             "other parents than the ones it was stored with: it was altered; nothing was changed here",
+                             "check who writes to the remote")
+        self._remember(plain, shadow)
+        return plain
+
+
+@dataclass
+class EncryptedTransport(Transport):
+    """A Transport whose remote only ever sees shadows (see the module docstring)."""
+
+    secret: bytes = b""
+    mirror: Path | None = None  # the bucket's .git
+    state_dir: Path | None = None
+    _crypt: Crypt | None = field(default=None, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return remotekey.fingerprint(self.secret)
+
+    def crypt(self, repo: pygit2.Repository | None = None) -> Crypt:
+        if self._crypt is None:
+            self._crypt = Crypt(repo if repo is not None else gitref.open_or_init_bare(self.mirror), self.secret,
+                                Path(self.state_dir) / MAP_NAME)
+        elif repo is not None:
+            self._crypt.repo = repo  # write through the caller's handle: it sees the new objects at once
+        return self._crypt
+
+    def _check_key(self, raw: dict[str, pygit2.Oid]) -> None:
+        keys = sorted(n[len(MARKER):] for n in raw if n.startswith(MARKER))
+        if keys and self.fingerprint not in keys:
+            raise ConfigError(f"the remote {self.url} is encrypted with key {', '.join(keys)}; this machine's key is "
+                              f"{self.fingerprint}", "import the remote's key: 'opentraces key import FILE'")
+
+    def ls_remote(self, patterns: list[str] | None = None) -> dict[str, pygit2.Oid]:
+        raw = super().ls_remote([ENC_PREFIX + "*"])
+        self._check_key(raw)
+        crypt = self.crypt()
+        out: dict[str, pygit2.Oid] = {}
+        for cname, coid in raw.items():
+            if cname.startswith(MARKER):
+                continue
+            name = crypt.open_ref_name(cname)
+            if patterns and not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                continue
+            plain = crypt.plain_of(coid)
+            if plain is None and coid in crypt.repo:
+                plain = crypt.open(coid, name)
+            out[name] = plain if plain is not None else coid  # not fetched yet: the shadow id stands in
+        crypt.flush()
+        return out
+
+    def fetch(self, repo: pygit2.Repository, refspecs: list[str], progress=None) -> gitref.Transfer:
+        """Fetch the shadows of ``src`` refs into a private namespace, open them all, and only then
+        set each ``dst`` to its plain commit (a shadow that does not open changes no ref here)."""
+        crypt = self.crypt(repo)
+        pairs = [spec.lstrip("+").split(":", 1) for spec in refspecs]
+        tail = {src: crypt.ref_name(src)[len(ENC_PREFIX):] for src, _dst in pairs}
+        try:
+            transfer = super().fetch(repo, [f"+{ENC_PREFIX}{tail[src]}:{STAGING_PREFIX}{tail[src]}" for src, _ in pairs],
+                                     progress)
+            opened = []
+            for src, dst in pairs:
+                coid = gitref.get_ref(repo, STAGING_PREFIX + tail[src])
+                if coid is not None:
+                    opened.append((src, dst, coid, crypt.open(coid, src)))
+            for src, dst, coid, plain in opened:
+                gitref.update_ref(repo, dst, plain, None, force=True)
+                gitref.update_ref(repo, LOCAL_PREFIX + tail[src], coid, None, force=True)
+            crypt.flush()
+            return transfer
+        finally:
+            for name, oid in gitref.list_refs(repo, STAGING_PREFIX).items():
+                gitref.delete_ref(repo, name, oid)
+
+    def push(self, repo: pygit2.Repository, updates, progress=None, transfer=None) -> dict[str, gitref.RefStatus]:
+        crypt = self.crypt(repo)
+        marker, moid = crypt.marker()
+        enc: list[tuple[str, pygit2.Oid, pygit2.Oid | None]] = [(marker, moid, None)]
+        names = {marker: marker}
+        for name, new, lease in updates:
+            cname = crypt.ref_name(name)
+            clease = None
+            if lease is not None:
+                clease = crypt.shadow_of(lease) or lease  # a shadow id that stood in for an unopened value
+            enc.append((cname, crypt.seal(new), clease))
+            names[cname] = name
+        crypt.flush()
+        statuses = super().push(repo, enc, progress=progress, transfer=transfer)
+        out = {}
+        for cname, st in statuses.items():
+            if cname == marker:
+                if not st.ok:
+                    out[cname] = st
+                continue
+            out[names.get(cname, cname)] = st
+            if st.ok:  # keep the pushed shadows reachable here too
+                new = next(n for c, n, _l in enc if c == cname)
+                gitref.update_ref(repo, LOCAL_PREFIX + cname[len(ENC_PREFIX):], new, None, force=True)
+        return out
