@@ -965,7 +965,7 @@ def print_table(run: Run) -> None:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security", "signing"):
+    for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security", "signing", "encrypted"):
         ap.add_argument(f"--{s}", action="store_true", help=f"run the {s} section")
     ap.add_argument("--quick", action="store_true", help="small scales, finishes in < 2 minutes (warm cache)")
     ap.add_argument("--json", type=Path, help="write every number to this file")
@@ -1012,10 +1012,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.sync_sessions = a.sync_sessions or (100 if q else 1000)
     a.sync_repeats = a.sync_repeats or (1 if q else 2)
     sections = [s for s in ("capture", "status", "verify", "ref", "hook", "profile", "scale", "mirror", "sync", "security",
-                            "signing")
+                            "signing", "encrypted")
                 if getattr(a, s)]
     if not sections:
-        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync", "security", "signing"] + (
+        sections = ["capture", "status", "verify", "ref", "hook", "scale", "mirror", "sync", "security", "signing",
+                    "encrypted"] + (
             [] if q else ["profile"])
     if a.no_ref and "ref" in sections:
         sections.remove("ref")
@@ -1041,7 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
                                              "mirror": lambda r: bench_scale.bench_mirror(r, bench_mod()),
                                              "sync": lambda r: bench_sync.bench_sync(r, bench_mod()),
                                              "security": lambda r: bench_security.bench_security(r, bench_mod()),
-                                             "signing": bench_signing}
+                                             "signing": bench_signing,
+                                             "encrypted": lambda r: bench_sync.bench_encrypted(r, bench_mod())}
     try:
         for s in a.sections:
             ts = time.perf_counter()

@@ -190,3 +190,65 @@ def _prefetch(run, bench, d, remote, base_url, genv, res) -> None:
     res["prefetch_traces"] = a.status_large
     res["prefetch_s"] = {"opentraces": ot_s, "git": git_s}
     res["ratio_prefetch"] = bench.med(ot_s) / bench.med(git_s)
+
+
+def bench_encrypted(run, bench) -> None:
+    """bench.py section ``--encrypted`` (issue #12): an end-to-end encrypted remote next to a plain one.
+
+    The same N-session bucket pushed into an empty remote and pulled into an
+    empty bucket, plain and encrypted, interleaved, over the HTTP server."""
+    start_http = _serverrig().start_http
+    a = run.args
+    n = a.sync_sessions
+    _src, paths, _ = bench.sessions(n, 4, a.seed + 5, jitter=1)
+    source = bench.CACHE / f"sync-bucket-b{bench.BUILD_VERSION}-n{n}-seed{a.seed + 5}"
+    if not (source / ".done").exists():
+        bench.log(f"encrypted: building a {n}-session bucket")
+        bench.build_bucket(source, paths)
+        (source / ".done").write_text("ok\n")
+    d = Path(tempfile.mkdtemp(prefix="ot-bench-enc-"))
+    remote, stopper = start_http(d)
+    times: dict[str, list[float]] = {"push_plain": [], "push_enc": [], "pull_plain": [], "pull_enc": []}
+    sent: dict[str, int] = {}
+    try:
+        base_url = remote.url.rsplit("/", 1)[0]
+        for rep in range(a.sync_repeats):
+            for mode in (("plain", "enc") if rep % 2 == 0 else ("enc", "plain")):
+                bucket = run.fresh(f"enc-src-{mode}-{rep}")
+                shutil.copytree(source, bucket, symlinks=True)
+                _fresh_bare(d, f"{mode}.git")
+                env = _machine_env(run, f"enc-a-{mode}-{rep}", remote)
+                extra = ["--encrypt"] if mode == "enc" else []
+                _ot(run, env, "--bucket", str(bucket), "setup", "bucket", "--remote", f"{base_url}/{mode}.git",
+                    "--policy", "off", *extra)
+                secs, doc = _ot(run, env, "--bucket", str(bucket), "bucket", "remote", "push")
+                times[f"push_{mode}"].append(secs)
+                sent[mode] = doc["push"]["sent"]["bytes"]
+                envb = _machine_env(run, f"enc-b-{mode}-{rep}", remote)
+                if mode == "enc":
+                    key = run.work / f"key-{rep}"
+                    _ot(run, dict(env, OPENTRACES_KEY_PASSPHRASE="bench passphrase"), "key", "export", "--out", str(key))
+                    _ot(run, dict(envb, OPENTRACES_KEY_PASSPHRASE="bench passphrase"), "key", "import", str(key))
+                b = run.fresh(f"enc-dst-{mode}-{rep}")
+                _ot(run, envb, "--bucket", str(b), "setup", "bucket", "--remote", f"{base_url}/{mode}.git", "--policy", "off")
+                secs, doc = _ot(run, envb, "--bucket", str(b), "bucket", "remote", "pull")
+                if doc["pull"]["batches"] == 0:
+                    raise SystemExit(f"bench: the {mode} pull brought nothing")
+                times[f"pull_{mode}"].append(secs)
+    finally:
+        stopper()
+        shutil.rmtree(d, ignore_errors=True)
+    med = bench.med
+    res = {"sessions": n, "times_s": times, "sent_bytes": sent,
+           "ratio_push": med(times["push_enc"]) / med(times["push_plain"]),
+           "ratio_pull": med(times["pull_enc"]) / med(times["pull_plain"])}
+    run.results["encrypted"] = res
+    sec = "encrypted"
+    run.row(sec, f"push {n:,} sessions (HTTP): encrypted / plain",
+            f"{med(times['push_enc']):.2f} s / {med(times['push_plain']):.2f} s", "<= 1.3x",
+            f"{res['ratio_push']:.2f}x " + ("ok" if res["ratio_push"] <= 1.3 else "MISS"))
+    run.row(sec, f"pull {n:,} sessions, lazy: encrypted / plain",
+            f"{med(times['pull_enc']):.2f} s / {med(times['pull_plain']):.2f} s", "<= 1.3x",
+            f"{res['ratio_pull']:.2f}x " + ("ok" if res["ratio_pull"] <= 1.3 else "MISS"))
+    run.row(sec, "bytes sent by the push: encrypted / plain", f"{sent.get('enc', 0):,} / {sent.get('plain', 0):,}", "",
+            f"{sent.get('enc', 0) / max(sent.get('plain', 1), 1):.2f}x")
