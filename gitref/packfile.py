@@ -43,8 +43,12 @@ def _header(type_: int, size: int) -> bytes:
     return bytes(out)
 
 
-def write_pack_file(repo: pygit2.Repository, objects: Iterable[tuple[pygit2.Oid, int, bytes]]) -> Path | None:
-    """Write ``(oid, type, body)`` objects as one new pack of ``repo``; returns its path."""
+def write_pack_file(repo: pygit2.Repository, objects: Iterable[tuple[pygit2.Oid, int, bytes]],
+                    *, stored_types: tuple[int, ...] = ()) -> Path | None:
+    """Write ``(oid, type, body)`` objects as one new pack of ``repo``; returns its path.
+
+    Objects of ``stored_types`` (and gzip data) are stored with zlib level 0: compressing
+    what cannot shrink (ciphertext) only costs time."""
     objects = list(objects)
     if not objects:
         return None
@@ -59,7 +63,7 @@ def write_pack_file(repo: pygit2.Repository, objects: Iterable[tuple[pygit2.Oid,
         f.write(head)
         sha.update(head)
         for oid, type_, body in objects:
-            level = 0 if body[:2] == _GZIP_MAGIC else LEVEL
+            level = 0 if body[:2] == _GZIP_MAGIC or type_ in stored_types else LEVEL
             data = _header(type_, len(body)) + zlib.compress(body, level)
             f.write(data)
             sha.update(data)

@@ -59,9 +59,10 @@ class ObjectWriter:
     the same ids on every machine.
     """
 
-    def __init__(self, repo: pygit2.Repository, *, identity: Identity | None = None):
+    def __init__(self, repo: pygit2.Repository, *, identity: Identity | None = None, incompressible_blobs: bool = False):
         self.repo = repo
         self.identity = identity or Identity()
+        self.stored_types = (BLOB,) if incompressible_blobs else ()  # ciphertext: zlib level 0
         self._staged: dict[pygit2.Oid, tuple[int, bytes]] = {}
         self.last_pack: Path | None = None
 
@@ -72,6 +73,13 @@ class ObjectWriter:
         if oid not in self._staged:
             self._staged[oid] = (type_, body)
         return oid
+
+    def raw(self, type_: int, body: bytes) -> pygit2.Oid:
+        """Stage an object from its encoded body as Git stores it (e.g. a commit carried
+        elsewhere byte for byte); returns its id. The body is not parsed."""
+        if type_ not in (BLOB, TREE, COMMIT):
+            raise InvalidObjectError(f"unsupported object type {type_}")
+        return self._stage(type_, bytes(body))
 
     def blob(self, data: bytes) -> pygit2.Oid:
         """Stage ``data`` as a blob; returns its id (``git hash-object``)."""
@@ -185,7 +193,7 @@ class ObjectWriter:
         todo = self.missing()
         pack = None
         if todo:
-            pack = write_pack_file(self.repo, ((oid, *self._staged[oid]) for oid in todo))
+            pack = write_pack_file(self.repo, ((oid, *self._staged[oid]) for oid in todo), stored_types=self.stored_types)
         self._staged.clear()
         self.last_pack = pack
         return pack

@@ -101,6 +101,8 @@ def status_cmd(env: Env, as_json: bool) -> None:
         def render(r):
             x = r["remote_status"]
             echo(f"{x['state']}  {x['url']}")
+            if x.get("encrypted"):
+                echo(f"encrypted  key {x['encrypted']}")
             if x.get("reason"):
                 echo(f"reason   {x['reason']}")
             loc, rem = x.get("local") or {}, x.get("remote") or {}

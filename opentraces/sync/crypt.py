@@ -30,8 +30,8 @@ A marker ref ``refs/opentraces/e1/key-<fingerprint>`` names the key (its
 fingerprint only); a machine with another key, or none, is refused with
 exit 3 before anything is read.
 
-Locally, shadows live in the mirror's object store under
-``refs/opentraces-encrypted/`` (so Git keeps them), and a small SQLite map
+Locally, shadows live in the mirror's object store (those this machine
+pushed under ``refs/opentraces-encrypted/``), and a small SQLite map
 (``.state/crypt-map.sqlite``) remembers plain <-> shadow ids so that only new
 objects are sealed or opened.
 """
@@ -50,17 +50,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 import gitref
+from gitref.objects import COMMIT, Identity
 
 from .. import remotekey
 from ..errors import ConfigError, CorruptionError
 from .transport import Transport
 
 ENC_PREFIX = "refs/opentraces/e1/"
-LOCAL_PREFIX = "refs/opentraces-encrypted/"  # the remote's shadows as last fetched or pushed
+LOCAL_PREFIX = "refs/opentraces-encrypted/"  # the shadows this machine pushed (kept from Git's pruning)
 STAGING_PREFIX = "refs/opentraces-encrypted-staging/"  # shadows being opened
 MARKER = ENC_PREFIX + "key-"
 MAP_NAME = "crypt-map.sqlite"
-_SIG = pygit2.Signature("opentraces", "encrypted@opentraces.invalid", 0, 0)
+IDENTITY = Identity("opentraces", "encrypted@opentraces.invalid")
 _HEAD = "opentraces encrypted commit\n\n"
 
 
@@ -90,14 +91,20 @@ class Crypt:
         self.db.execute("CREATE TABLE IF NOT EXISTS m (plain TEXT NOT NULL, shadow TEXT NOT NULL, PRIMARY KEY (plain))")
         self.db.execute("CREATE INDEX IF NOT EXISTS m_shadow ON m (shadow)")
         self._pending: list[tuple[str, str]] = []
-        self._cache_p: dict[str, pygit2.Oid] = {}
+        self._cache_p: dict[str, pygit2.Oid] = {}  # this run's work: trusted without a lookup
         self._cache_s: dict[str, pygit2.Oid] = {}
+        # new objects go to one pack each, not loose files; shadows are ciphertext: stored, not deflated
+        self.w = gitref.ObjectWriter(repo, identity=IDENTITY, incompressible_blobs=True)
+        self.w_open = gitref.ObjectWriter(repo)
 
     def close(self) -> None:
         self.flush()
         self.db.close()
 
     def flush(self) -> None:
+        """Write the staged objects (one pack), then the map entries that name them."""
+        self.w.flush()
+        self.w_open.flush()
         if self._pending:
             self.db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?)", self._pending)
             self.db.commit()
@@ -111,17 +118,25 @@ class Crypt:
 
     def shadow_of(self, plain: pygit2.Oid) -> pygit2.Oid | None:
         got = self._cache_p.get(str(plain))
-        if got is None:
-            row = self.db.execute("SELECT shadow FROM m WHERE plain = ?", (str(plain),)).fetchone()
-            got = pygit2.Oid(hex=row[0]) if row else None
-        return got if got is not None and got in self.repo else None
+        if got is not None:
+            return got
+        row = self.db.execute("SELECT shadow FROM m WHERE plain = ?", (str(plain),)).fetchone()
+        got = pygit2.Oid(hex=row[0]) if row else None
+        if got is None or got not in self.repo:  # the map outlived the object (a prune): seal again
+            return None
+        self._cache_p[str(plain)] = got
+        return got
 
     def plain_of(self, shadow: pygit2.Oid) -> pygit2.Oid | None:
         got = self._cache_s.get(str(shadow))
-        if got is None:
-            row = self.db.execute("SELECT plain FROM m WHERE shadow = ?", (str(shadow),)).fetchone()
-            got = pygit2.Oid(hex=row[0]) if row else None
-        return got if got is not None and got in self.repo else None
+        if got is not None:
+            return got
+        row = self.db.execute("SELECT plain FROM m WHERE shadow = ?", (str(shadow),)).fetchone()
+        got = pygit2.Oid(hex=row[0]) if row else None
+        if got is None or got not in self.repo:
+            return None
+        self._cache_s[str(shadow)] = got
+        return got
 
     # ------------------------------------------------------------ names
     def ref_name(self, name: str) -> str:
@@ -136,8 +151,7 @@ class Crypt:
                              "nothing was changed here", "check who writes to the remote") from None
 
     def marker(self) -> tuple[str, pygit2.Oid]:
-        tree = self.repo.TreeBuilder().write()
-        oid = self.repo.create_commit(None, _SIG, _SIG, f"opentraces encrypted remote\n\nKey: {self.fingerprint}\n", tree, [])
+        oid = self.w.commit(self.w.tree({}), [], f"opentraces encrypted remote\n\nKey: {self.fingerprint}\n", 0)
         return MARKER + self.fingerprint, oid
 
     # ------------------------------------------------------------ sealing
@@ -170,7 +184,7 @@ class Crypt:
         done = self.shadow_of(oid)
         if done is not None:
             return done
-        shadow = self.repo.create_blob(self._obj.encrypt(self.repo[oid].data, [b"blob"]))
+        shadow = self.w.blob(self._obj.encrypt(self.repo[oid].data, [b"blob"]))
         self._remember(oid, shadow)
         return shadow
 
@@ -178,11 +192,11 @@ class Crypt:
         done = self.shadow_of(oid)
         if done is not None:
             return done
-        tb = self.repo.TreeBuilder()
+        rows = {}
         for e in self.repo[oid]:
             child = self._seal_tree(e.id) if e.filemode == pygit2.GIT_FILEMODE_TREE else self._seal_blob(e.id)
-            tb.insert(_b32(self._name.encrypt(e.name.encode(), [b"entry"])), child, e.filemode)
-        shadow = tb.write()
+            rows[_b32(self._name.encrypt(e.name.encode(), [b"entry"]))] = (e.filemode, child)
+        shadow = self.w.tree(rows)
         self._remember(oid, shadow)
         return shadow
 
@@ -193,7 +207,7 @@ class Crypt:
         raw = self.repo.odb.read(oid)[1]
         sealed = base64.b64encode(self._commit.encrypt(raw, [b"commit"])).decode()
         body = "\n".join(sealed[i:i + 76] for i in range(0, len(sealed), 76))
-        shadow = self.repo.create_commit(None, _SIG, _SIG, _HEAD + body + "\n", tree, parents)
+        shadow = self.w.commit(tree, parents, _HEAD + body + "\n", 0)
         self._remember(oid, shadow)
         return shadow
 
@@ -220,7 +234,7 @@ class Crypt:
         done = self.plain_of(shadow)
         if done is not None:
             return done
-        plain = self.repo.create_blob(self._obj.decrypt(self.repo[shadow].data, [b"blob"]))
+        plain = self.w_open.blob(self._obj.decrypt(self.repo[shadow].data, [b"blob"]))
         self._remember(plain, shadow)
         return plain
 
@@ -228,11 +242,11 @@ class Crypt:
         done = self.plain_of(shadow)
         if done is not None:
             return done
-        tb = self.repo.TreeBuilder()
+        rows = {}
         for e in self.repo[shadow]:
             child = self._open_tree(e.id) if e.filemode == pygit2.GIT_FILEMODE_TREE else self._open_blob(e.id)
-            tb.insert(self._name.decrypt(_unb32(e.name), [b"entry"]).decode(), child, e.filemode)
-        plain = tb.write()
+            rows[self._name.decrypt(_unb32(e.name), [b"entry"]).decode()] = (e.filemode, child)
+        plain = self.w_open.tree(rows)
         self._remember(plain, shadow)
         return plain
 
@@ -244,12 +258,14 @@ class Crypt:
         raw = self._commit.decrypt(base64.b64decode("".join(msg[len(_HEAD):].split()), validate=True), [b"commit"])
         tree = self._open_tree(c.tree_id)
         parents = [self.plain_of(p) for p in c.parent_ids]
-        plain = self.repo.odb.write(pygit2.enums.ObjectType.COMMIT, raw)
-        opened = self.repo[plain]
-        if opened.tree_id != tree or list(opened.parent_ids) != parents:
+        head = raw.split(b"\n\n", 1)[0].split(b"\n")
+        named_tree = [ln[5:].decode() for ln in head if ln.startswith(b"tree ")]
+        named_parents = [ln[7:].decode() for ln in head if ln.startswith(b"parent ")]
+        if named_tree != [str(tree)] or named_parents != [str(p) for p in parents]:
             raise CryptError(f"the remote's {ref} holds a commit whose sealed content names another tree or "
                              "other parents than the ones it was stored with: it was altered; nothing was changed here",
                              "check who writes to the remote")
+        plain = self.w_open.raw(COMMIT, raw)
         self._remember(plain, shadow)
         return plain
 
@@ -266,6 +282,17 @@ class EncryptedTransport(Transport):
     @property
     def fingerprint(self) -> str:
         return remotekey.fingerprint(self.secret)
+
+    def env(self) -> dict[str, str]:
+        """Git's own environment, told that shadows neither delta nor deflate (ciphertext): its pack
+        building then only copies bytes."""
+        env = super().env()
+        n = int(env.get("GIT_CONFIG_COUNT", "0"))
+        for i, (k, v) in enumerate((("pack.window", "0"), ("pack.compression", "0"), ("core.bigFileThreshold", "1"))):
+            env[f"GIT_CONFIG_KEY_{n + i}"] = k
+            env[f"GIT_CONFIG_VALUE_{n + i}"] = v
+        env["GIT_CONFIG_COUNT"] = str(n + 3)
+        return env
 
     def crypt(self, repo: pygit2.Repository | None = None) -> Crypt:
         if self._crypt is None:
@@ -313,10 +340,9 @@ class EncryptedTransport(Transport):
                 coid = gitref.get_ref(repo, STAGING_PREFIX + tail[src])
                 if coid is not None:
                     opened.append((src, dst, coid, crypt.open(coid, src)))
-            for src, dst, coid, plain in opened:
-                gitref.update_ref(repo, dst, plain, None, force=True)
-                gitref.update_ref(repo, LOCAL_PREFIX + tail[src], coid, None, force=True)
-            crypt.flush()
+            crypt.flush()  # the opened objects are in the repository before any ref names them
+            for _src, dst, _coid, plain in opened:
+                gitref.update_ref(repo, dst, plain, None, force=True)  # only the caller's staging refs move
             return transfer
         finally:
             for name, oid in gitref.list_refs(repo, STAGING_PREFIX).items():

@@ -13,11 +13,12 @@ incremental.
 from __future__ import annotations
 
 import subprocess
+import sys
 import uuid
 
 import pygit2
 
-from syncrig import Machine, make_project, session
+from syncrig import Machine, fsck_ok, make_project, session
 from bucketrig import REAL_CLAUDE, tree_digest
 
 PASS = "correct horse battery staple"
@@ -37,7 +38,10 @@ def server_dump(r) -> bytes:
 
 
 def view(m: Machine) -> tuple[dict, dict]:
-    return tree_digest(m.bucket, exclude=(".git",)), m.refs()
+    """A refused pull leaves the bucket's files and refs as they were; fetched objects may stay in
+    .git/objects, and the transport's map may learn shadow <-> plain pairs that opened (authentic)."""
+    files = {k: v for k, v in tree_digest(m.bucket, exclude=(".git",)).items() if k != ".state/crypt-map.sqlite"}
+    return files, m.refs()
 
 
 def test_the_host_sees_no_plaintext_and_a_keyholder_gets_everything(http_remote, tmp_path):
@@ -76,6 +80,8 @@ def test_the_host_sees_no_plaintext_and_a_keyholder_gets_everything(http_remote,
     assert pulled["state"] == "pulled" and set(pulled["traces"]) == {trace}
     assert b.json("trace", "get", trace)["trace"]["session_id"] == sid
     assert b.json("ctx", trace)["context"] == a.json("ctx", trace)["context"]  # lazy fetch through shadows
+    blob_refs = [n for n in b.refs() if n.startswith("refs/opentraces/v1/blobs/")]
+    assert [n.rsplit("/", 1)[1] for n in blob_refs] == [trace]  # one ref's shadows, opened
     b.json("bucket", "prefetch", trace)
     v = b.json("bucket", "verify", "--full")["verify"]
     assert v["ok"], v["problems"][:3]
@@ -180,3 +186,71 @@ def test_pushes_stay_incremental(bare_remote, tmp_path):
     assert enc["bytes"] <= 2 * plain["bytes"] + 4096, (enc, plain)
     again = a.json("bucket", "remote", "push")["push"]
     assert again["state"] == "up_to_date"
+
+
+def _keyed_pair(r, tmp_path) -> tuple[Machine, Machine]:
+    a, b = Machine(tmp_path, "a"), Machine(tmp_path, "b")
+    encrypted(a, r)
+    key_file = tmp_path / "k"
+    a.run("key", "export", "--out", key_file, env={**a.env, "OPENTRACES_KEY_PASSPHRASE": PASS})
+    b.json("key", "import", key_file, env={**b.env, "OPENTRACES_KEY_PASSPHRASE": PASS})
+    b.json("auth", "login", *r.login_args())
+    b.json("setup", "bucket", "--remote", r.url, "--policy", "off")
+    return a, b
+
+
+def test_two_machines_pushing_at_once_converge(ssh_remote, tmp_path):
+    """As in the sync issue, over SSH: each round both machines capture and push at the same time."""
+    r = ssh_remote
+    a, b = _keyed_pair(r, tmp_path)
+    hours_a = [10, 3, 12, 14, 1, 16, 18, 5]
+    hours_b = [11, 2, 13, 4, 15, 0, 17, 19]
+    for i in range(len(hours_a)):
+        a.json("capture", "claude-code", session(tmp_path / "sa" / f"{i}.jsonl", 100 + i, hours_a[i]))
+        b.json("capture", "claude-code", session(tmp_path / "sb" / f"{i}.jsonl", 200 + i, hours_b[i]))
+        procs = [subprocess.Popen([sys.executable, "-m", "opentraces.cli", "bucket", "remote", "push", "--json"],
+                                  env=m.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for m in (a, b)]
+        for m, p in zip((a, b), procs):
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, (i, m.name, out[-1500:], err[-1500:])
+    for m in (a, b, a):
+        m.json("bucket", "remote", "pull")
+        m.json("bucket", "remote", "push")
+    b.json("bucket", "remote", "pull")
+    assert a.trace_ids() == b.trace_ids() and len(a.trace_ids()) == 2 * len(hours_a)
+    plain = lambda m: {n: o for n, o in m.refs().items() if n.startswith(("refs/opentraces/v1/events", "refs/opentraces/v1/bucket",
+                                                                          "refs/opentraces/v1/trails", "refs/heads/"))}
+    assert plain(a) == plain(b)
+    for m in (a, b):
+        v = m.json("bucket", "verify", "--full")["verify"]
+        assert v["ok"], v["problems"][:5]
+        assert m.json("bucket", "remote", "status")["remote_status"]["state"] == "in_sync"
+    fsck_ok(r.repo)
+
+
+def test_a_swapped_ref_is_refused(bare_remote, tmp_path):
+    """The host points the encrypted events ref at the shadow of a trail: it opens, but under the
+    wrong name the plain checks refuse it (an events ref that holds no batch)."""
+    from opentraces import remotekey
+    from opentraces.sync.crypt import Crypt
+
+    r = bare_remote
+    a, b = _keyed_pair(r, tmp_path)
+    a.json("capture", "claude-code", session(tmp_path / "s" / "one.jsonl", 1, 9))
+    a.json("bucket", "remote", "push")
+    b.json("bucket", "remote", "pull")
+    a.json("capture", "claude-code", session(tmp_path / "s" / "two.jsonl", 2, 10))
+    a.json("bucket", "remote", "push")
+    fp = a.json("key", "show")["fingerprint"]
+    crypt = Crypt(pygit2.Repository(str(a.bucket / ".git")), remotekey.load(a.ot_home, fp), tmp_path / "map.sqlite")
+    [events] = [n for n in a.refs() if n.startswith("refs/opentraces/v1/events/")]
+    trail = next(n for n in a.refs() if n.startswith("refs/opentraces/v1/trails/"))
+    server = pygit2.Repository(str(r.repo))
+    ev_shadow, tr_shadow = crypt.ref_name(events), crypt.ref_name(trail)
+    t_ev, t_tr = server.references[ev_shadow].target, server.references[tr_shadow].target
+    server.references[ev_shadow].set_target(t_tr)
+    server.references[tr_shadow].set_target(t_ev)
+    before = view(b)
+    refused = b.run("bucket", "remote", "pull", expect=5)
+    assert len(refused.stderr.strip().splitlines()) == 1 and "refused" in refused.stderr, refused.stderr
+    assert view(b) == before
