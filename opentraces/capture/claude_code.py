@@ -43,7 +43,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping
 
-from . import common
+from .. import agentfiles
 from .common import ParserState, StepState, check_id, read_jsonl, text_of, to_int, token_usage
 from .session import Message, ParsedSession, PatchRecord, SessionParseError
 
@@ -70,7 +70,7 @@ _COMMAND_PREFIXES = ("<command-name>", "<command-message>", "<bash-input>") + _H
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$CLAUDE_CONFIG_DIR/projects`` when set, else ``<home>/.claude/projects``."""
-    return common.default_root(home, env, "CLAUDE_CONFIG_DIR", ".claude", "projects")
+    return agentfiles.default_root(home, env, "CLAUDE_CONFIG_DIR", ".claude", "projects")
 
 
 def discover(root: Path) -> list[Path]:

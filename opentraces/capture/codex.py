@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..events import normalize_time
+from .. import agentfiles
 from . import common, patchtext
 from .common import (
     UNKNOWN, ParserState, StepState, call_input, check_id, diff_path, read_jsonl, resolve_path, text_of, to_int,
@@ -86,7 +87,7 @@ _EXIT_CODE = re.compile(r"^(?:Exit code: |Process exited with code )(-?\d+)\s*$"
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$CODEX_HOME/sessions`` when set, else ``<home>/.codex/sessions``."""
-    return common.default_root(home, env, "CODEX_HOME", ".codex", "sessions")
+    return agentfiles.codex_sessions(home, env)
 
 
 def discover(root: Path) -> list[Path]:

@@ -5,8 +5,7 @@ lines that become the same ``ParsedSession``. The agent modules differ in
 what a row means; this module holds the parts that do not depend on the
 agent:
 
-- discovery: ``default_root`` (an agent's ``$VAR`` or home folder) and
-  ``glob_files``;
+- discovery: ``glob_files`` (an agent's folder is ``opentraces.agentfiles.default_root``);
 - reading: ``read_jsonl`` (one object per line, bad lines skipped with a
   reason), ``call_input`` (tool arguments as a JSON object);
 - values: ``to_int``, ``check_id`` (a session id safe as a path component),
@@ -41,16 +40,6 @@ UNKNOWN = object()  # a file content the session has not shown
 
 # --------------------------------------------------------------------------
 # discovery
-
-
-def default_root(home: Path, env: Mapping[str, str], var: str, folder: str, leaf: str) -> Path:
-    """``$var/leaf`` when ``var`` is set (``~`` is ``home``), else ``home/folder/leaf``."""
-    base = env.get(var) or ""
-    if base:
-        if base == "~" or base.startswith("~/"):
-            return Path(home) / base[2:] / leaf
-        return Path(base) / leaf
-    return Path(home) / folder / leaf
 
 
 def glob_files(root: Path, pattern: str) -> list[Path]:

@@ -36,6 +36,7 @@ from typing import Any, Iterator
 
 import orjson
 
+from .. import agentfiles
 from ..bucket import Bucket
 from ..errors import LockedError, OpentracesError
 from ..ids import check_component
@@ -230,36 +231,21 @@ def _transcript_path(payload: dict[str, Any], cwd: str | None) -> Path:
 
 
 def find_rollout(sessions: Path | None, thread_id: str | None) -> Path:
-    """The rollout file of a Codex thread: ``<sessions>/YYYY/MM/DD/rollout-<time>-<thread id>.jsonl``.
-
-    Today's and yesterday's folders first (UTC and local: the turn just
-    ended), then the whole tree."""
+    """The rollout file of a Codex thread (``opentraces.agentfiles.find_rollout``), or HookInputError."""
     if not thread_id:
         raise HookInputError("notify payload has no thread-id")
     try:
         check_component(thread_id, "thread id")
     except OpentracesError as exc:
         raise HookInputError(str(exc)) from None
-    if any(c in thread_id for c in "*?[]"):
+    if not agentfiles.safe_thread_id(thread_id):
         raise HookInputError(f"thread id {thread_id!r} is not a Codex thread id")
     if sessions is None or not sessions.is_dir():
         raise HookInputError(f"Codex sessions folder not found: {sessions}")
-    pattern = f"rollout-*-{thread_id}.jsonl"
-    now = time.time()
-    days = []
-    for t in (now, now - 86400):
-        for stamp in (time.gmtime(t), time.localtime(t)):
-            day = sessions / time.strftime("%Y/%m/%d", stamp)
-            if day not in days:
-                days.append(day)
-    for day in days:
-        found = sorted(day.glob(pattern)) if day.is_dir() else []
-        if found:
-            return found[-1]
-    found = sorted(sessions.rglob(pattern))
-    if not found:
+    found = agentfiles.find_rollout(sessions, thread_id)
+    if found is None:
         raise HookInputError(f"no rollout for thread {thread_id} under {sessions}")
-    return found[-1]
+    return found
 
 
 def _records_cwd(path: Path, max_lines: int = 200) -> bool:

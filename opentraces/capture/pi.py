@@ -30,6 +30,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from .. import agentfiles
 from . import common, patchtext
 from .common import (
     UNKNOWN, ParserState, StepState, call_input, check_id, diff_path, read_jsonl, resolve_path, text_of, token_usage,
@@ -56,7 +57,7 @@ _PARTIAL_READ = re.compile(
 
 def default_root(home: Path, env: Mapping[str, str]) -> Path:
     """``$PI_CODING_AGENT_DIR/sessions`` when set, else ``<home>/.pi/agent/sessions``."""
-    return common.default_root(home, env, "PI_CODING_AGENT_DIR", ".pi/agent", "sessions")
+    return agentfiles.default_root(home, env, "PI_CODING_AGENT_DIR", ".pi/agent", "sessions")
 
 
 def discover(root: Path) -> list[Path]:

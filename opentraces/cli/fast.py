@@ -80,25 +80,14 @@ def _claude_session(payload: bytes) -> Path | None:
 
 
 def _codex_session(payload: bytes) -> Path | None:
+    from ..agentfiles import codex_sessions, find_rollout, safe_thread_id
+
     doc = orjson.loads(payload)
     tid = doc.get("thread-id") if isinstance(doc, dict) else None
-    if not isinstance(tid, str) or not tid or any(c in tid for c in "/\\*?[]") or tid.startswith("."):
+    if not safe_thread_id(tid):
         return None
-    base = os.environ.get("CODEX_HOME") or ""
     home = Path(os.environ.get("HOME") or os.path.expanduser("~"))
-    if base:
-        root = home / base[2:] if base == "~" or base.startswith("~/") else Path(base)
-    else:
-        root = home / ".codex"
-    import time
-
-    for t in (time.time(), time.time() - 86400):
-        for stamp in (time.gmtime(t), time.localtime(t)):
-            day = root / "sessions" / time.strftime("%Y/%m/%d", stamp)
-            found = sorted(day.glob(f"rollout-*-{tid}.jsonl")) if day.is_dir() else []
-            if found:
-                return found[-1]
-    return None
+    return find_rollout(codex_sessions(home, os.environ), tid, deep=False)
 
 
 def _read_stdin() -> bytes | None:

@@ -335,11 +335,11 @@ def _tree_problem(repo, tip, want, *, exact: bool) -> str | None:
 
     try:
         have_tree = repo[tip].peel(pygit2.Tree)
-    except (KeyError, ValueError) as exc:
+        if exact:
+            return None if have_tree.id == want else f"tree {have_tree.id} differs from the files ({want})"
+        # a blob ref may hold more (blobs this bucket has not fetched); it must hold what the files give
+        have = {path: oid for path, oid, _m in gitref.iter_tree(repo, have_tree.id)}
+    except (KeyError, ValueError, pygit2.GitError) as exc:  # a damaged pack can hand back the wrong type
         return f"at {tip}, which cannot be read ({exc})"
-    if exact:
-        return None if have_tree.id == want else f"tree {have_tree.id} differs from the files ({want})"
-    # a blob ref may hold more (blobs this bucket has not fetched); it must hold what the files give
-    have = {path: oid for path, oid, _m in gitref.iter_tree(repo, have_tree.id)}
     missing = sorted(path for path, oid in want.items() if have.get(path) != oid)
     return f"lacks or differs at {len(missing)} blob(s), e.g. {missing[0]}" if missing else None
