@@ -6,14 +6,13 @@ Every id that turns into a path component passes ``check_component``: no
 
 from __future__ import annotations
 
-import hashlib
 import re
-import uuid
 
 from .errors import RefusedError
 
-# Fixed namespace for trace ids: uuid5(NAMESPACE, "<agent>:<session id>").
-TRACE_NAMESPACE = uuid.UUID("6f70656e-7472-6163-6573-2d6275636b74")
+# Fixed namespace for trace ids: uuid5(NAMESPACE, "<agent>:<session id>"). hashlib and uuid are
+# imported where they are used: paths and their checks are needed by the hook's fast path too.
+TRACE_NAMESPACE = "6f70656e-7472-6163-6573-2d6275636b74"
 
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -39,6 +38,8 @@ def slugify(name: str) -> str:
 
 def project_slug(folder_name: str, identity: str) -> str:
     """``<slug of folder>-<8 hex of identity>``; identity is e.g. ``git:<root>``."""
+    import hashlib
+
     tag = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return check_component(f"{slugify(folder_name)}-{tag}", "project")
 
@@ -47,10 +48,14 @@ def trace_id_for(agent: str, session_id: str) -> str:
     """Deterministic trace id: the same session captured anywhere is one trace."""
     if not session_id or _CONTROL.search(session_id):
         raise RefusedError(f"unusable session id {session_id!r}")
-    return str(uuid.uuid5(TRACE_NAMESPACE, f"{agent}:{session_id}"))
+    import uuid
+
+    return str(uuid.uuid5(uuid.UUID(TRACE_NAMESPACE), f"{agent}:{session_id}"))
 
 
 def check_trace_id(value: str) -> str:
+    import uuid
+
     check_component(value, "trace id")
     try:
         uuid.UUID(value)
@@ -61,4 +66,6 @@ def check_trace_id(value: str) -> str:
 
 
 def new_writer_id() -> str:
+    import uuid
+
     return "w" + uuid.uuid4().hex[:15]

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
-import select
 import signal
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any, Iterator
 import orjson
 
 from .. import agentfiles
+from ..hookinput import STDIN_BUDGET_S, HookInputError, parse_payload, read_stdin
 from ..bucket import Bucket
 from ..errors import LockedError, OpentracesError
 from ..ids import check_component
@@ -45,16 +45,10 @@ from .agents import agent_module
 from .run import capture_paths
 
 DEFAULT_DEADLINE_S = 20.0  # from the command's start; Claude Code's own timeout for us is 30 s
-STDIN_BUDGET_S = 5.0  # Claude Code writes the payload and closes stdin at once
-MAX_STDIN = 4 * 1024 * 1024
 LOCK_RESERVE_S = 5.0  # time kept for the capture itself after waiting for the lock
 LOG_NAME = "hook-errors.log"
 MAX_REASON = 600
 _LOCK_ACQUIRE = WriterLock.acquire.__code__
-
-
-class HookInputError(Exception):
-    """The hook payload (stdin) is unusable."""
 
 
 class HookDeadline(BaseException):
@@ -77,42 +71,6 @@ class HookOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-# ----------------------------------------------------------------- stdin
-def read_stdin(fd: int, budget_s: float = STDIN_BUDGET_S) -> bytes:
-    """All of ``fd`` up to EOF, or HookInputError when it does not close within ``budget_s``."""
-    if os.isatty(fd):
-        raise HookInputError("stdin is a terminal, not a hook payload (Claude Code pipes the payload in)")
-    deadline = time.monotonic() + budget_s
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise HookInputError(f"stdin was not closed within {budget_s:g}s")
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            continue
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_STDIN:
-            raise HookInputError(f"stdin is larger than {MAX_STDIN} bytes, not a hook payload")
-        chunks.append(chunk)
-
-
-def parse_payload(stdin: bytes) -> dict[str, Any]:
-    if not stdin.strip():
-        raise HookInputError("empty stdin (no hook payload)")
-    try:
-        payload = orjson.loads(stdin)
-    except orjson.JSONDecodeError as exc:
-        raise HookInputError(f"stdin is not valid JSON ({exc})") from None
-    if not isinstance(payload, dict):
-        raise HookInputError(f"hook payload is a JSON {type(payload).__name__}, not an object")
-    return payload
 
 
 # ------------------------------------------------------------------- log

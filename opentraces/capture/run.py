@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import layout, statefiles
+from .. import cursors as cursors_mod, statefiles
 from ..blobs import PendingBlobs
 from ..bucket import Bucket
 from ..writer import writing
@@ -121,7 +121,7 @@ def capture_paths(
     the mirror, and each captured trace gets a ``security.filtered`` event."""
     report = CaptureReport()
     with writing(bucket, lock_timeout) as writer:
-        cursors = bucket.read_state(CURSORS) or {}
+        cursors = cursors_mod.read(bucket.root)
         repos = bucket.read_state(REPOS) or {}
         pending = _Pending()
         names = bucket.names()
@@ -157,8 +157,7 @@ def capture_paths(
                     report.skipped.append({"path": str(path), "reason": "not a regular file (a FIFO, socket or device); capture reads regular files only"})
                     continue
                 cur = cursors.get(key)
-                if (cur and cur.get("size") == st.st_size and cur.get("mtime_ns") == st.st_mtime_ns
-                        and (bucket.root / layout.trace_dir(cur["project"], cur["trace"]) / layout.TRACE_JSON).exists()):
+                if cursors_mod.unchanged(bucket.root, cur, st):
                     report.unchanged.append(str(path))
                     continue
                 data = Path(path).read_bytes()

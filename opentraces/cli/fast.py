@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-import orjson
+from .. import agentfiles, cursors
+from ..hookinput import HookInputError, parse_payload, read_stdin
 
-CURSORS = "capture-cursors.json"  # opentraces.statefiles.CURSORS
-STATE = ".state"  # opentraces.layout.STATE
 PAYLOAD: bytes | None = None  # the Claude Code hook payload this process already read from stdin
+STDIN_ERROR: str | None = None  # why reading it failed (the full path logs it)
 
 
 def run_chained(chain: str, payload: bytes) -> str | None:
@@ -56,85 +57,48 @@ def _hook_args(argv: list[str]) -> tuple[str | None, str, list[str]] | None:
     return None
 
 
+def _session(agent: str, doc: dict[str, Any], home: Path) -> Path | None:
+    """The session file a hook payload names (Codex: found by its thread id, recent folders only)."""
+    if agent == "claude-code":
+        raw = doc.get("transcript_path")
+        path = Path(os.path.expanduser(raw)) if isinstance(raw, str) and raw else None
+        return path if path is not None and path.is_absolute() else None
+    tid = doc.get("thread-id")
+    if not agentfiles.safe_thread_id(tid):
+        return None
+    return agentfiles.find_rollout(agentfiles.codex_sessions(home, os.environ), tid, deep=False)
+
+
 def _unchanged(bucket: Path, session: Path) -> bool:
     try:
-        cur = orjson.loads((bucket / STATE / CURSORS).read_bytes()).get(os.path.abspath(session))
         st = os.stat(session)
-    except (OSError, ValueError, AttributeError):
+    except OSError:
         return False
-    if not isinstance(cur, dict) or cur.get("size") != st.st_size or cur.get("mtime_ns") != st.st_mtime_ns:
-        return False
-    project, trace = cur.get("project"), cur.get("trace")
-    if not all(isinstance(v, str) and v and "/" not in v and not v.startswith(".") for v in (project, trace)):
-        return False
-    return (bucket / "traces" / "v1" / project / trace / "trace.json").is_file()
-
-
-def _claude_session(payload: bytes) -> Path | None:
-    doc = orjson.loads(payload)
-    raw = doc.get("transcript_path") if isinstance(doc, dict) else None
-    if not isinstance(raw, str) or not raw:
-        return None
-    path = Path(os.path.expanduser(raw))
-    return path if path.is_absolute() else None
-
-
-def _codex_session(payload: bytes) -> Path | None:
-    from ..agentfiles import codex_sessions, find_rollout, safe_thread_id
-
-    doc = orjson.loads(payload)
-    tid = doc.get("thread-id") if isinstance(doc, dict) else None
-    if not safe_thread_id(tid):
-        return None
-    home = Path(os.environ.get("HOME") or os.path.expanduser("~"))
-    return find_rollout(codex_sessions(home, os.environ), tid, deep=False)
-
-
-def _read_stdin() -> bytes | None:
-    try:
-        if os.isatty(0):
-            return None
-        import select
-
-        chunks, size = [], 0
-        while True:
-            ready, _, _ = select.select([0], [], [], 5.0)
-            if not ready:
-                return None
-            chunk = os.read(0, 65536)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > 4 * 1024 * 1024:
-                return None
-            chunks.append(chunk)
-    except (OSError, ValueError):
-        return None
+    return cursors.unchanged(bucket, cursors.read(bucket).get(os.path.abspath(session)), st)
 
 
 def main() -> None:
+    global PAYLOAD, STDIN_ERROR
     hook = _hook_args(sys.argv[1:])
     if hook is not None and not os.environ.get("OPENTRACES_FAULT"):
         bucket_arg, agent, rest = hook
-        home = Path(os.environ.get("OPENTRACES_HOME") or Path(os.environ.get("HOME") or os.path.expanduser("~")) / ".opentraces")
-        bucket = Path(bucket_arg) if bucket_arg else home / "bucket"
-        payload = (rest[-1].encode() if rest else b"") if agent == "codex" else _read_stdin()
-        if payload is not None:
+        user_home = Path(os.environ.get("HOME") or os.path.expanduser("~"))
+        bucket = Path(bucket_arg) if bucket_arg else Path(os.environ.get("OPENTRACES_HOME") or user_home / ".opentraces") / "bucket"
+        payload: bytes | None = rest[-1].encode() if rest else b""
+        if agent == "claude-code":
             try:
-                session = _claude_session(payload) if agent == "claude-code" else _codex_session(payload)
-            except (ValueError, TypeError):
-                session = None
-            if session is not None and _unchanged(bucket, session):
-                # the user's own notify program still runs; if it cannot start, the full path says why
-                if not (agent == "codex" and len(rest) == 3 and run_chained(rest[1], payload) is not None):
-                    sys.exit(0)
-                rest = []
-            if agent == "claude-code":
-                global PAYLOAD
-                PAYLOAD = payload
-            elif not rest and "--chain" in sys.argv:  # the chained program ran already
-                i = sys.argv.index("--chain")
-                del sys.argv[i:i + 2]
+                payload = PAYLOAD = read_stdin(0)
+            except (HookInputError, OSError, ValueError) as exc:
+                payload, STDIN_ERROR = None, str(exc)
+        try:
+            session = _session(agent, parse_payload(payload), user_home) if payload is not None else None
+        except HookInputError:
+            session = None
+        if session is not None and _unchanged(bucket, session):
+            # the user's own notify program still runs; if it cannot start, the full path tries
+            # again and logs why
+            if len(rest) != 3 or run_chained(rest[1], payload) is None:
+                sys.exit(0)
     from .main import main as full
 
     full()

@@ -104,7 +104,9 @@ def hook_cli(env: Env, timeout: float | None, *, agent: str = "claude-code", pay
 
             hook.run_hook(payload or b"", bucket, env.logs, deadline_s=deadline, security=security, agent="codex",
                           sessions=codex.default_root(env.user_home, env.environ))
-        elif fast.PAYLOAD is not None:  # the entry point read stdin already
+        elif fast.STDIN_ERROR is not None:  # the entry point read stdin already, and failed
+            hook.log_failure(env.logs, None, fast.STDIN_ERROR)
+        elif fast.PAYLOAD is not None:
             hook.run_hook(fast.PAYLOAD, bucket, env.logs, deadline_s=deadline, security=security)
         elif fd is None:
             hook.run_hook(sys.stdin.buffer.read(), bucket, env.logs, deadline_s=deadline, security=security)
