@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +84,6 @@ def fingerprint(kid: str) -> str:
     return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
 
 
-def openssh(kid: str) -> str:
-    """The key as an OpenSSH public key line (for an allowed-signers file)."""
-    return public_key(kid).public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
 def _message(fields: dict[str, Any], body_sha256: str) -> bytes:
     return CONTEXT + canonical_json({**fields, "body": body_sha256})
 
@@ -123,7 +117,3 @@ def verify_document(kid: str, doc: dict[str, Any], value: Any, context: bytes) -
         return True
     except (SignatureError, ValueError, TypeError, InvalidSignature):
         return False
-
-
-def exists(state_dir: Path, writer: str) -> bool:
-    return os.path.exists(key_path(state_dir, writer))

@@ -19,20 +19,22 @@ BASE_ENV_KEYS = ("PATH", "HOME", "SSH_AUTH_SOCK", "TMPDIR")
 
 def transport_for(env: Env, url: str | None = None):
     """The configured remote with this machine's credential (a CI token from OPENTRACES_TOKEN wins)."""
-    url = url or config.remote_url(env.home)
+    doc = config.load(env.home)
+    url = url or config.get(doc, "bucket.remote")
     if not url:
         raise ConfigError("this bucket has no remote", "run 'opentraces setup bucket --remote URL'")
     cred = auth.load(env.home, env_token=env.environ.get("OPENTRACES_TOKEN"),
                      env_username=env.environ.get("OPENTRACES_USERNAME"))
-    return make_transport(env, url, cred)
+    return make_transport(env, url, cred, doc)
 
 
-def make_transport(env: Env, url: str, cred):
-    """A Transport to ``url``; an encrypting one when this machine has a remote key (``bucket.encryption``)."""
+def make_transport(env: Env, url: str, cred, doc: dict | None = None):
+    """A Transport to ``url``; an encrypting one when this machine has a remote key (``bucket.encryption``
+    in ``doc``, the loaded config.json)."""
     from ..sync.transport import Transport, local_url
 
     base = {k: env.environ[k] for k in BASE_ENV_KEYS if k in env.environ}
-    fp = config.get(config.load(env.home), "bucket.encryption")
+    fp = config.get(doc if doc is not None else config.load(env.home), "bucket.encryption")
     if not fp:
         return Transport(local_url(url), cred, env.home, base)
     from .. import remotekey

@@ -201,7 +201,7 @@ def _events_chains(w: ObjectWriter, repo: pygit2.Repository, bucket: Bucket, bat
             msg = (f"batch {h.seq} of writer {writer} ({h.events} events)\n\n"
                    f"Batch: {b.name}\nWriter: {writer}\nSeq: {h.seq}\nEvents: {h.events}\n"
                    f"Sha256: {b.sha256}\nPrev: {h.prev}\n")
-            if getattr(h, "key", None):  # who signed it (docs/SECURITY.md "Signed batches")
+            if h.key:  # who signed it (docs/SECURITY.md "Signed batches")
                 msg += f"Signed-By: {h.key}\nKey-Fingerprint: {signing.fingerprint(h.key)}\n"
             tree = w.tree({"events": {"v1": {"batches": {b.name: raw}}}})
             tip = w.commit(tree, [tip] if tip is not None else [], msg, _batch_time(b))

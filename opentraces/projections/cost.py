@@ -50,12 +50,15 @@ def trace_cost(steps: list[dict[str, Any]], model: str | None,
     total = float((recorded or {}).get("usd") or 0.0)
     priced = unpriced = 0
     missing: set[str] = set()
+    rates_of: dict[str | None, dict[str, float] | None] = {}  # a trace uses one or two models
     for st in steps:
         usage = st.get("token_usage") or {}
         if st.get("step_index") in covered or not any(usage.get(k) for k, _ in RATES):
             continue
         name = st.get("model") or model
-        rates = price_of(name, table)
+        if name not in rates_of:
+            rates_of[name] = price_of(name, table)
+        rates = rates_of[name]
         if rates is None:
             unpriced += 1
             missing.add(name or "unknown")

@@ -97,10 +97,6 @@ class Crypt:
         self.w = gitref.ObjectWriter(repo, identity=IDENTITY, incompressible_blobs=True)
         self.w_open = gitref.ObjectWriter(repo)
 
-    def close(self) -> None:
-        self.flush()
-        self.db.close()
-
     def flush(self) -> None:
         """Write the staged objects (one pack), then the map entries that name them."""
         self.w.flush()
@@ -116,27 +112,22 @@ class Crypt:
         self._cache_p[str(plain)] = shadow
         self._cache_s[str(shadow)] = plain
 
-    def shadow_of(self, plain: pygit2.Oid) -> pygit2.Oid | None:
-        got = self._cache_p.get(str(plain))
+    def _lookup(self, cache: dict[str, pygit2.Oid], column: str, key: str, oid: pygit2.Oid) -> pygit2.Oid | None:
+        got = cache.get(str(oid))
         if got is not None:
             return got
-        row = self.db.execute("SELECT shadow FROM m WHERE plain = ?", (str(plain),)).fetchone()
+        row = self.db.execute(f"SELECT {column} FROM m WHERE {key} = ?", (str(oid),)).fetchone()
         got = pygit2.Oid(hex=row[0]) if row else None
-        if got is None or got not in self.repo:  # the map outlived the object (a prune): seal again
+        if got is None or got not in self.repo:  # the map outlived the object (a prune): do it again
             return None
-        self._cache_p[str(plain)] = got
+        cache[str(oid)] = got
         return got
 
+    def shadow_of(self, plain: pygit2.Oid) -> pygit2.Oid | None:
+        return self._lookup(self._cache_p, "shadow", "plain", plain)
+
     def plain_of(self, shadow: pygit2.Oid) -> pygit2.Oid | None:
-        got = self._cache_s.get(str(shadow))
-        if got is not None:
-            return got
-        row = self.db.execute("SELECT plain FROM m WHERE shadow = ?", (str(shadow),)).fetchone()
-        got = pygit2.Oid(hex=row[0]) if row else None
-        if got is None or got not in self.repo:
-            return None
-        self._cache_s[str(shadow)] = got
-        return got
+        return self._lookup(self._cache_s, "plain", "shadow", shadow)
 
     # ------------------------------------------------------------ names
     def ref_name(self, name: str) -> str:
@@ -168,17 +159,22 @@ class Crypt:
         return self._seal_tree(oid) if isinstance(obj, pygit2.Tree) else self._seal_blob(oid)
 
     def _unmapped_commits(self, tip: pygit2.Oid, known) -> list[pygit2.Oid]:
-        """Commits reachable from ``tip`` that ``known`` has no answer for, parents first."""
-        need: set[str] = set()
-        stack = [tip]
+        """Commits reachable from ``tip`` that ``known`` has no answer for, parents first. The walk
+        stops at known commits, so its cost follows what is new, not the length of the history."""
+        order: list[pygit2.Oid] = []
+        seen: set[str] = set()
+        stack: list[tuple[pygit2.Oid, bool]] = [(tip, False)]
         while stack:
-            x = stack.pop()
-            if str(x) in need or known(x) is not None:
+            oid, parents_done = stack.pop()
+            if parents_done:
+                order.append(oid)
                 continue
-            need.add(str(x))
-            stack.extend(self.repo[x].parent_ids)
-        walker = self.repo.walk(tip, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE)
-        return [c.id for c in walker if str(c.id) in need]
+            if str(oid) in seen or known(oid) is not None:
+                continue
+            seen.add(str(oid))
+            stack.append((oid, True))
+            stack.extend((p, False) for p in self.repo[oid].parent_ids)
+        return order
 
     def _seal_blob(self, oid: pygit2.Oid) -> pygit2.Oid:
         done = self.shadow_of(oid)
@@ -352,24 +348,20 @@ class EncryptedTransport(Transport):
         crypt = self.crypt(repo)
         marker, moid = crypt.marker()
         enc: list[tuple[str, pygit2.Oid, pygit2.Oid | None]] = [(marker, moid, None)]
-        names = {marker: marker}
+        plain_name: dict[str, str] = {}
         for name, new, lease in updates:
             cname = crypt.ref_name(name)
-            clease = None
-            if lease is not None:
-                clease = crypt.shadow_of(lease) or lease  # a shadow id that stood in for an unopened value
-            enc.append((cname, crypt.seal(new), clease))
-            names[cname] = name
+            # a lease is a plain id, or a shadow id that stood in for a value never opened here
+            enc.append((cname, crypt.seal(new), None if lease is None else crypt.shadow_of(lease) or lease))
+            plain_name[cname] = name
         crypt.flush()
         statuses = super().push(repo, enc, progress=progress, transfer=transfer)
         out = {}
-        for cname, st in statuses.items():
-            if cname == marker:
-                if not st.ok:
-                    out[cname] = st
+        for cname, new, _lease in enc:
+            st = statuses.get(cname)
+            if st is None or (cname == marker and st.ok):
                 continue
-            out[names.get(cname, cname)] = st
+            out[plain_name.get(cname, cname)] = st
             if st.ok:  # keep the pushed shadows reachable here too
-                new = next(n for c, n, _l in enc if c == cname)
                 gitref.update_ref(repo, LOCAL_PREFIX + cname[len(ENC_PREFIX):], new, None, force=True)
         return out

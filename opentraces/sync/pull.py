@@ -19,13 +19,12 @@ import pygit2
 
 import gitref
 
-from .. import layout, refnames
+from .. import layout, refnames, statefiles, trust
 from ..batches import write_batch
 from ..bucket import Bucket
 from ..errors import CorruptionError
 from ..gitmirror.mirror import move_ref, open_mirror
-from .. import trust
-from ..refilters import RECORDS, drop_replaced_batches, parse_record, records, write_record
+from ..refilters import RECORDS, drop_replaced_batches, is_superseded, parse_record, records, superseded, write_record
 from ..writer import writing
 from . import staging
 from .state import record_remote
@@ -96,9 +95,6 @@ def pull(bucket: Bucket, transport: Transport, *, eager: bool = False, progress=
 def _refuse_rollback(bucket: Bucket, repo: pygit2.Repository, url: str, staged: dict[str, pygit2.Oid]) -> None:
     """A ref that only grows (a writer's events, the bucket) now behind what this bucket last saw
     of the same remote: the host rolled it back (or restored an old backup). Refused and named."""
-    from .. import statefiles
-    from ..refilters import is_superseded, superseded
-
     last = bucket.read_state(statefiles.REMOTE)
     if not isinstance(last, dict) or last.get("url") != url:
         return
